@@ -1,0 +1,374 @@
+"""The team file (YAML, validated with pydantic) and the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
+_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeekTime(Strict):
+    """A weekday and a time of day, written `thu 18:00`."""
+
+    weekday: int  # 0 = Monday
+    at: time
+
+    @classmethod
+    def parse(cls, text: str) -> WeekTime:
+        m = re.fullmatch(r"\s*([A-Za-z]{3})[a-z]*\s+(\d{1,2}):(\d{2})\s*", str(text))
+        if not m or m.group(1).lower() not in WEEKDAYS:
+            raise ValueError(f"expected a weekday and a time like 'thu 18:00', got {text!r}")
+        hour, minute = int(m.group(2)), int(m.group(3))
+        if hour > 23 or minute > 59:
+            raise ValueError(f"{text!r} is not a time of day (00:00 to 23:59)")
+        return cls(weekday=WEEKDAYS.index(m.group(1).lower()), at=time(hour, minute))
+
+    def __str__(self) -> str:
+        return f"{WEEKDAYS[self.weekday]} {self.at:%H:%M}"
+
+
+def parse_duration(text: str) -> timedelta:
+    m = _DURATION.fullmatch(str(text).strip())
+    if not m:
+        raise ValueError(f"expected a duration like '24h', '2h', '30m' or '1d', got {text!r}")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}[unit]
+
+
+def parse_week_label(text: str) -> tuple[int, int]:
+    m = _WEEK_LABEL.fullmatch(str(text).strip())
+    if not m:
+        raise ValueError(f"expected an ISO week like '2024-W38', got {text!r}")
+    year, week = int(m.group(1)), int(m.group(2))
+    try:
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ValueError(f"{text!r}: {year} has no week {week}") from None
+    return year, week
+
+
+class Member(Strict):
+    name: str = Field(min_length=1)
+    slack: str | None = None
+    feishu: str | None = None
+    email: str | None = None
+
+
+class Publish(Strict):
+    slack: str | None = None
+    feishu: str | None = None
+
+
+class Schedule(Strict):
+    weeks: int = Field(default=1, ge=1, le=8)
+    start: str | None = None
+    open: WeekTime = WeekTime(weekday=0, at=time(10, 0))
+    deadline: WeekTime = WeekTime(weekday=3, at=time(18, 0))
+    reminders: tuple[str, ...] = ("24h", "2h")
+    holidays: Literal["CN", "none"] = "none"
+    extra_holidays: tuple[date, ...] = ()  # days off the calendar does not know (or after its data ends)
+    extra_workdays: tuple[date, ...] = ()  # adjusted workdays (调休) the calendar does not know
+
+    @field_validator("open", "deadline", mode="before")
+    @classmethod
+    def _weektime(cls, v: Any) -> Any:
+        return WeekTime.parse(v) if isinstance(v, str) else v
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_week_label(v)
+        return v
+
+    @field_validator("reminders", mode="before")
+    @classmethod
+    def _reminders(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        for item in v or ():
+            parse_duration(item)
+        return tuple(str(x).strip() for x in v or ())
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays(cls, v: Any) -> Any:
+        if v is None or v is False:
+            return "none"
+        return str(v).strip().upper() if str(v).strip().lower() == "cn" else str(v).strip().lower()
+
+    @model_validator(mode="after")
+    def _needs_start(self) -> Schedule:
+        if self.weeks > 1 and not self.start:
+            raise ValueError("'start' (the first cycle, like 2024-W38) is needed when weeks > 1")
+        return self
+
+    def reminder_offsets(self) -> list[tuple[str, timedelta]]:
+        return [(r, parse_duration(r)) for r in self.reminders]
+
+
+class Section(Strict):
+    key: str = Field(pattern=_KEY)
+    title: str = Field(min_length=1)
+    owners: tuple[str, ...] = ()
+    hint: str | None = None
+    style: Literal["item", "heading"] = "item"
+
+
+class Team(Strict):
+    key: str = Field(pattern=_KEY)
+    title: str = Field(min_length=1)
+    leads: tuple[str, ...] = ()
+    publish: Publish = Publish()
+    schedule: Schedule = Schedule()
+    timezone: str | None = None  # overrides the file's
+    language: Literal["zh", "en"] | None = None
+    sections: tuple[Section, ...] = Field(min_length=1)
+
+    @field_validator("sections")
+    @classmethod
+    def _unique_sections(cls, v: tuple[Section, ...]) -> tuple[Section, ...]:
+        seen: set[str] = set()
+        for s in v:
+            if s.key in seen:
+                raise ValueError(f"section key {s.key!r} is used twice")
+            seen.add(s.key)
+        return v
+
+    def section(self, key: str) -> Section | None:
+        return next((s for s in self.sections if s.key == key), None)
+
+
+class TeamFile(Strict):
+    timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
+    members: dict[str, Member] = Field(min_length=1)
+    teams: tuple[Team, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        _zone(v)
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> TeamFile:
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        for key in self.members:
+            if not re.match(_KEY, key):
+                problems.append((("members", key), f"member key {key!r} must be letters, digits, _ . -"))
+        team_keys: set[str] = set()
+        for ti, team in enumerate(self.teams):
+            if team.key in team_keys:
+                problems.append((("teams", ti, "key"), f"team key {team.key!r} is used twice"))
+            team_keys.add(team.key)
+            if team.timezone:
+                try:
+                    _zone(team.timezone)
+                except ValueError as e:
+                    problems.append((("teams", ti, "timezone"), str(e)))
+            for li, lead in enumerate(team.leads):
+                if lead not in self.members:
+                    problems.append((("teams", ti, "leads", li), f"unknown member {lead!r}"))
+            for si, section in enumerate(team.sections):
+                for oi, owner in enumerate(section.owners):
+                    if owner not in self.members:
+                        problems.append(
+                            (("teams", ti, "sections", si, "owners", oi), f"unknown owner {owner!r}")
+                        )
+        if problems:
+            loc, msg = problems[0]
+            raise _RefError(loc, msg)
+        return self
+
+    def team(self, key: str | None) -> Team:
+        if key is None:
+            if len(self.teams) == 1:
+                return self.teams[0]
+            keys = ", ".join(t.key for t in self.teams)
+            raise ConfigError(f"this file has several teams ({keys}): choose one with --team")
+        for t in self.teams:
+            if t.key == key:
+                return t
+        keys = ", ".join(t.key for t in self.teams)
+        raise ConfigError(f"no team {key!r} in the team file (teams: {keys})")
+
+    def tz(self, team: Team) -> ZoneInfo:
+        return _zone(team.timezone or self.timezone)
+
+    def lang(self, team: Team) -> Literal["zh", "en"]:
+        return team.language or self.language
+
+    def member_by(self, platform: str, user_id: str) -> str | None:
+        for key, m in self.members.items():
+            if getattr(m, platform, None) == user_id:
+                return key
+        return None
+
+
+class _RefError(ValueError):
+    def __init__(self, loc: tuple[Any, ...], msg: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, _value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        seen[key] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _path(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic location as `teams[0].sections[1].owners[0]`, naming keys where known."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            if part in ("function-after", "function-before") or str(part).startswith("function-"):
+                continue
+            out += ("." if out else "") + str(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out or "(top level)"
+
+
+def load_team_file(path: str | Path) -> TeamFile:
+    """Read and validate the team file; any problem is a ConfigError naming file, key path and problem."""
+    p = Path(path)
+    name = str(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{name}: no such file (set WEEKLY_CONFIG or pass --config)") from None
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: not UTF-8 text") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        kind = "duplicate key" if "duplicate key" in str(e.problem) else "YAML syntax error"
+        problem = str(e.problem).split(" (line")[0] if e.problem else str(e)
+        if kind == "duplicate key":
+            raise ConfigError(f"{where}: {_mark_path(text, mark)}: {problem}") from None
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{name}: YAML syntax error: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: (top level): expected a mapping with 'members' and 'teams'")
+    try:
+        return TeamFile.model_validate(data)
+    except _RefError as e:
+        raise ConfigError(f"{name}: {_path(e.loc, data)}: {e.msg}") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "is required"
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _RefError):
+            loc, msg = loc + ctx_err.loc, ctx_err.msg
+        return _raise(name, loc, msg, data)
+
+
+def _raise(name: str, loc: tuple[Any, ...], msg: str, data: Any) -> TeamFile:
+    raise ConfigError(f"{name}: {_path(loc, data)}: {msg}")
+
+
+def _mark_path(text: str, mark: Any) -> str:
+    """The key at a YAML mark, as the user wrote it (for duplicate-key errors)."""
+    line = text.splitlines()[mark.line] if mark else ""
+    return line.strip().split(":")[0].lstrip("- ") or "(key)"
+
+
+class Settings(BaseSettings):
+    """The environment of spec §3; everything optional."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    weekly_config: str = "team.yaml"
+    database_url: str = "sqlite:///weekly.db"
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    feishu_app_id: str | None = None
+    feishu_app_secret: str | None = None
+    feishu_verification_token: str | None = None
+    feishu_encrypt_key: str | None = None
+    feishu_domain: str = "https://open.feishu.cn"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    weekly_llm_model: str = "gpt-4o-mini"
+    weekly_llm_timeout: float = 60.0
+    weekly_llm_max_input_tokens: int = 24000
+    port: int = 3000
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"environment: {str(err['loc'][0]).upper()}: {err['msg']}") from None

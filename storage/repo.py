@@ -1,0 +1,435 @@
+"""The repository: every read and write of weekly-bot's state, keyword-only, returning plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.model import Summary, SummaryItem
+from storage.models import (
+    CycleRow,
+    MemberRow,
+    OutgoingRow,
+    ProcessedEventRow,
+    RevisionRow,
+    SectionRow,
+    SkipRow,
+    SummaryRow,
+    TeamRow,
+    UpdateRow,
+)
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    id: int
+    cycle_id: int
+    section_key: str | None
+    member_key: str
+    platform: str
+    message_id: str | None
+    text: str
+    deleted: bool
+    late: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredRevision:
+    number: int
+    action: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSection:
+    key: str
+    title: str
+    style: str
+    extra: bool
+
+
+@dataclass(frozen=True)
+class StoredCycle:
+    id: int
+    team_key: str
+    label: str
+    opens_at: datetime | None
+    deadline: datetime | None
+    imported: bool
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    key: str
+    team_key: str
+    cycle_label: str
+    member_key: str
+    kind: str
+    offset_label: str
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+def _update(row: UpdateRow) -> StoredUpdate:
+    return StoredUpdate(
+        id=row.id, cycle_id=row.cycle_id, section_key=row.section_key, member_key=row.member_key,
+        platform=row.platform, message_id=row.message_id, text=row.text, deleted=row.deleted,
+        late=row.late, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _items(items: Sequence[SummaryItem]) -> list[dict[str, Any]]:
+    return [{"text": i.text, "sources": list(i.sources)} for i in items]
+
+
+def _unitems(data: list[dict[str, Any]] | None) -> list[SummaryItem]:
+    return [SummaryItem(text=str(d["text"]), sources=tuple(d.get("sources") or ())) for d in data or []]
+
+
+class Store:
+    """All persistence; one short transaction per call, safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- teams, sections, members ------------------------------------------------------------
+    def sync_team(self, *, key: str, title: str, sections: Sequence[tuple[str, str, str]]) -> None:
+        """Make the database's team and sections (key, title, style) match the team file."""
+        for attempt in range(3):
+            try:
+                with self._tx() as s:
+                    team = s.scalar(select(TeamRow).where(TeamRow.key == key))
+                    if team is None:
+                        team = TeamRow(key=key, title=title)
+                        s.add(team)
+                        s.flush()
+                    team.title = title
+                    known = {r.key: r for r in s.scalars(select(SectionRow).where(SectionRow.team_id == team.id))}
+                    for skey, stitle, style in sections:
+                        row = known.get(skey)
+                        if row is None:
+                            s.add(SectionRow(team_id=team.id, key=skey, title=stitle, style=style, extra=False))
+                        else:
+                            row.title, row.style, row.extra = stitle, style, False
+                return
+            except IntegrityError:
+                if attempt == 2:  # another process syncs the same team at once; its result is ours
+                    raise
+
+    def sync_members(self, members: Sequence[tuple[str, str, str | None, str | None, str | None]]) -> None:
+        for attempt in range(3):
+            try:
+                with self._tx() as s:
+                    known = {r.key: r for r in s.scalars(select(MemberRow))}
+                    for key, name, slack_id, feishu_id, email in members:
+                        row = known.get(key)
+                        if row is None:
+                            s.add(MemberRow(key=key, name=name, slack_id=slack_id, feishu_id=feishu_id, email=email))
+                        else:
+                            row.name, row.email = name, email
+                            row.slack_id = slack_id or row.slack_id
+                            row.feishu_id = feishu_id or row.feishu_id
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def set_member_platform_id(self, *, member_key: str, platform: str, user_id: str) -> None:
+        """Cache an id resolved from the member's email."""
+        column = {"slack": MemberRow.slack_id, "feishu": MemberRow.feishu_id}[platform]
+        with self._tx() as s:
+            s.execute(update(MemberRow).where(MemberRow.key == member_key).values({column: user_id}))
+
+    def member_platform_ids(self, *, platform: str) -> dict[str, str]:
+        column = {"slack": MemberRow.slack_id, "feishu": MemberRow.feishu_id}[platform]
+        with self._tx() as s:
+            return {k: v for k, v in s.execute(select(MemberRow.key, column)) if v}
+
+    def sections(self, *, team_key: str) -> list[StoredSection]:
+        with self._tx() as s:
+            rows = s.scalars(
+                select(SectionRow).join(TeamRow, TeamRow.id == SectionRow.team_id)
+                .where(TeamRow.key == team_key).order_by(SectionRow.id)
+            )
+            return [StoredSection(r.key, r.title, r.style, r.extra) for r in rows]
+
+    def add_extra_section(self, *, team_key: str, key: str, title: str, style: str) -> None:
+        with self._tx() as s:
+            team = s.scalar(select(TeamRow).where(TeamRow.key == team_key))
+            assert team is not None, "sync_team first"
+            if s.scalar(select(SectionRow).where(SectionRow.team_id == team.id, SectionRow.key == key)) is None:
+                s.add(SectionRow(team_id=team.id, key=key, title=title, style=style, extra=True))
+
+    # -- cycles ------------------------------------------------------------------------------
+    def ensure_cycle(
+        self, *, team_key: str, label: str, opens_at: datetime | None, deadline: datetime | None,
+        imported: bool = False,
+    ) -> StoredCycle:
+        """The cycle row, created on first use (race-safe: a concurrent creator's row is returned)."""
+        for _ in range(3):
+            with self._tx() as s:
+                team = s.scalar(select(TeamRow).where(TeamRow.key == team_key))
+                assert team is not None, "sync_team first"
+                row = s.scalar(select(CycleRow).where(CycleRow.team_id == team.id, CycleRow.label == label))
+                if row is not None:
+                    if opens_at is not None and (row.opens_at != opens_at or row.deadline != deadline):
+                        row.opens_at, row.deadline = opens_at, deadline
+                    if imported and not row.imported:
+                        row.imported = True
+                    return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported)
+            try:
+                with self._tx() as s:
+                    row = CycleRow(team_id=team.id, label=label, opens_at=opens_at, deadline=deadline, imported=imported)
+                    s.add(row)
+                    s.flush()
+                    return StoredCycle(row.id, team_key, label, opens_at, deadline, imported)
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not create cycle {team_key}/{label}")
+
+    def find_cycle(self, *, team_key: str, label: str) -> StoredCycle | None:
+        with self._tx() as s:
+            row = s.scalar(
+                select(CycleRow).join(TeamRow, TeamRow.id == CycleRow.team_id)
+                .where(TeamRow.key == team_key, CycleRow.label == label)
+            )
+            return None if row is None else StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported)
+
+    def cycle_labels(self, *, team_key: str) -> list[str]:
+        with self._tx() as s:
+            return list(s.scalars(
+                select(CycleRow.label).join(TeamRow, TeamRow.id == CycleRow.team_id).where(TeamRow.key == team_key)
+            ))
+
+    # -- updates -----------------------------------------------------------------------------
+    def add_update(
+        self, *, cycle_id: int, section_key: str | None, member_key: str, platform: str,
+        message_id: str | None, text: str, at: datetime, late: bool,
+    ) -> tuple[StoredUpdate, bool]:
+        """Store an answer; the same platform message stored twice gives the first back (created False)."""
+        if message_id is not None:
+            existing = self.update_by_message(platform=platform, message_id=message_id)
+            if existing is not None:
+                return existing, False
+        try:
+            with self._tx() as s:
+                row = UpdateRow(
+                    cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
+                    message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
+                )
+                row.revisions.append(RevisionRow(number=1, action="create", text=text, at=at))
+                s.add(row)
+                s.flush()
+                return _update(row), True
+        except IntegrityError:
+            existing = self.update_by_message(platform=platform, message_id=message_id or "")
+            if existing is None:
+                raise
+            return existing, False
+
+    def update_by_message(self, *, platform: str, message_id: str) -> StoredUpdate | None:
+        with self._tx() as s:
+            row = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id))
+            return None if row is None else _update(row)
+
+    def get_update(self, *, update_id: int) -> StoredUpdate | None:
+        with self._tx() as s:
+            row = s.get(UpdateRow, update_id)
+            return None if row is None else _update(row)
+
+    def _revise(self, s: Session, row: UpdateRow, action: str, text: str, at: datetime) -> None:
+        number = max((r.number for r in row.revisions), default=0) + 1
+        row.revisions.append(RevisionRow(number=number, action=action, text=text, at=at))
+        row.updated_at = at
+
+    def edit_update(self, *, platform: str, message_id: str, text: str, at: datetime) -> StoredUpdate | None:
+        """Replace an answer's text, keeping the earlier text as a revision; None if unknown."""
+        with self._tx() as s:
+            row = s.scalar(
+                select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id)
+                .with_for_update()
+            )
+            if row is None:
+                return None
+            if row.text != text or row.deleted:
+                row.text, row.deleted = text, False
+                self._revise(s, row, "edit", text, at)
+            return _update(row)
+
+    def delete_update(self, *, platform: str, message_id: str, at: datetime) -> StoredUpdate | None:
+        """Mark an answer deleted; its text stays in its revisions."""
+        with self._tx() as s:
+            row = s.scalar(
+                select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id)
+                .with_for_update()
+            )
+            if row is None:
+                return None
+            if not row.deleted:
+                row.deleted = True
+                self._revise(s, row, "delete", "", at)
+            return _update(row)
+
+    def assign_section(self, *, update_id: int, section_key: str, at: datetime) -> StoredUpdate | None:
+        with self._tx() as s:
+            row = s.get(UpdateRow, update_id)
+            if row is None:
+                return None
+            if row.section_key != section_key:
+                row.section_key = section_key
+                self._revise(s, row, "assign", row.text, at)
+            return _update(row)
+
+    def updates(self, *, cycle_id: int, include_deleted: bool = False) -> list[StoredUpdate]:
+        with self._tx() as s:
+            q = select(UpdateRow).where(UpdateRow.cycle_id == cycle_id)
+            if not include_deleted:
+                q = q.where(UpdateRow.deleted.is_(False))
+            return [_update(r) for r in s.scalars(q.order_by(UpdateRow.created_at, UpdateRow.id))]
+
+    def revisions(self, *, update_id: int) -> list[StoredRevision]:
+        with self._tx() as s:
+            rows = s.scalars(select(RevisionRow).where(RevisionRow.update_id == update_id).order_by(RevisionRow.number))
+            return [StoredRevision(r.number, r.action, r.text, r.at) for r in rows]
+
+    def put_imported(self, *, cycle_id: int, section_key: str, member_key: str, text: str, at: datetime,
+                     message_id: str) -> None:
+        """An imported section's text; importing the same report again revises, never doubles."""
+        stored, created = self.add_update(
+            cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform="import",
+            message_id=message_id, text=text, at=at, late=False,
+        )
+        if not created:
+            self.edit_update(platform="import", message_id=message_id, text=text, at=at)
+
+    # -- skips -------------------------------------------------------------------------------
+    def set_skip(self, *, cycle_id: int, member_key: str, at: datetime) -> bool:
+        try:
+            with self._tx() as s:
+                s.add(SkipRow(cycle_id=cycle_id, member_key=member_key, at=at))
+            return True
+        except IntegrityError:
+            return False
+
+    def clear_skip(self, *, cycle_id: int, member_key: str) -> None:
+        with self._tx() as s:
+            s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
+
+    def skips(self, *, cycle_id: int) -> set[str]:
+        with self._tx() as s:
+            return set(s.scalars(select(SkipRow.member_key).where(SkipRow.cycle_id == cycle_id)))
+
+    # -- platform events ---------------------------------------------------------------------
+    def claim_event(self, *, platform: str, event_id: str, at: datetime) -> bool:
+        """True the first time an event id is seen, False for a retry or redelivery."""
+        try:
+            with self._tx() as s:
+                s.add(ProcessedEventRow(platform=platform, event_id=event_id, at=at))
+            return True
+        except IntegrityError:
+            return False
+
+    # -- outgoing messages (exactly once) ----------------------------------------------------
+    def claim_outgoing(
+        self, *, key: str, team_key: str, cycle_label: str, member_key: str, kind: str, offset_label: str,
+        at: datetime,
+    ) -> bool:
+        """Claim a message under its unique key before sending it; False if someone already did."""
+        try:
+            with self._tx() as s:
+                s.add(OutgoingRow(
+                    key=key, team_key=team_key, cycle_label=cycle_label, member_key=member_key, kind=kind,
+                    offset_label=offset_label, status="claimed", attempts=0, claimed_at=at,
+                ))
+            return True
+        except IntegrityError:
+            return False
+
+    def reclaim_failed(self, *, key: str, at: datetime) -> bool:
+        """Take a failed message back for another try; only one process wins it."""
+        with self._tx() as s:
+            result = s.execute(
+                update(OutgoingRow).where(OutgoingRow.key == key, OutgoingRow.status == "failed")
+                .values(status="claimed", claimed_at=at)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def finish_outgoing(self, *, key: str, ok: bool, at: datetime, error: str | None = None) -> None:
+        with self._tx() as s:
+            row = s.scalar(select(OutgoingRow).where(OutgoingRow.key == key))
+            if row is None:
+                return
+            row.attempts += 1
+            row.status = "sent" if ok else "failed"
+            row.sent_at = at if ok else None
+            row.last_error = error
+
+    def outgoing(self, *, status: str | None = None, team_key: str | None = None) -> list[Outgoing]:
+        with self._tx() as s:
+            q = select(OutgoingRow).order_by(OutgoingRow.id)
+            if status:
+                q = q.where(OutgoingRow.status == status)
+            if team_key:
+                q = q.where(OutgoingRow.team_key == team_key)
+            return [
+                Outgoing(r.key, r.team_key, r.cycle_label, r.member_key, r.kind, r.offset_label, r.status,
+                         r.attempts, r.last_error)
+                for r in s.scalars(q)
+            ]
+
+    # -- summaries ---------------------------------------------------------------------------
+    def get_summary(self, *, cache_key: str) -> Summary | None:
+        with self._tx() as s:
+            row = s.scalar(select(SummaryRow).where(SummaryRow.cache_key == cache_key))
+            return None if row is None else self._summary(row)
+
+    def put_summary(self, *, cycle_id: int, cache_key: str, summary: Summary, at: datetime) -> None:
+        try:
+            with self._tx() as s:
+                row = s.scalar(select(SummaryRow).where(SummaryRow.cache_key == cache_key))
+                if row is None:
+                    row = SummaryRow(cycle_id=cycle_id, cache_key=cache_key)
+                    s.add(row)
+                row.source = summary.source
+                row.prompt_version, row.model, row.note = summary.prompt_version, summary.model, summary.note
+                row.reflections, row.next_week = _items(summary.reflections), _items(summary.next_week)
+                row.dropped = list(summary.dropped)
+                row.tokens_in, row.tokens_out, row.latency_ms = summary.tokens_in, summary.tokens_out, summary.latency_ms
+                row.created_at = at
+        except IntegrityError:
+            pass  # a concurrent writer stored the same key: same inputs, same answer
+
+    def latest_summary(self, *, cycle_id: int, sources: Sequence[str]) -> Summary | None:
+        with self._tx() as s:
+            row = s.scalar(
+                select(SummaryRow).where(SummaryRow.cycle_id == cycle_id, SummaryRow.source.in_(list(sources)))
+                .order_by(SummaryRow.created_at.desc(), SummaryRow.id.desc()).limit(1)
+            )
+            return None if row is None else self._summary(row)
+
+    @staticmethod
+    def _summary(row: SummaryRow) -> Summary:
+        return Summary(
+            reflections=_unitems(row.reflections), next_week=_unitems(row.next_week),
+            source=row.source,  # type: ignore[arg-type]
+            note=row.note, dropped=list(row.dropped or []), prompt_version=row.prompt_version, model=row.model,
+            tokens_in=row.tokens_in, tokens_out=row.tokens_out, latency_ms=row.latency_ms, calls=0,
+        )
