@@ -13,7 +13,7 @@ from bot.config import Schedule
 try:
     import chinese_calendar as _cn
 except ImportError:  # a broken install must not stop the bot: fall back to weekends
-    _cn = None
+    _cn = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 

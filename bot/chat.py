@@ -1,0 +1,306 @@
+"""The conversation, platform-neutral: chat messages, `/weekly` commands and button presses in,
+replies out. Slack, Feishu and the console each translate their events into these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.config import Team
+from bot.errors import UserError
+from bot.i18n import MESSAGES, Lang, t
+from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
+
+logger = logging.getLogger(__name__)
+
+LEAD_COMMANDS = ("summary", "status", "remind")
+CHAT_PREVIEW_CHARS = 3000
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # "assign" | "publish"
+    value: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Something the bot says: to the sender (to=None), to a member by key, or to a channel."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    file: tuple[str, str] | None = None  # (file name, content)
+    to: str | None = None
+    channel: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What to say at once (the ack) and, optionally, slow work whose replies come afterwards."""
+
+    replies: list[Reply] = field(default_factory=list)
+    later: Callable[[], list[Reply]] | None = None
+
+
+class ChatBot:
+    """Turns what people say into use-case calls; never lets an exception reach the chat."""
+
+    def __init__(self, service: WeeklyService) -> None:
+        self.service = service
+
+    # -- who is speaking ---------------------------------------------------------------------
+    def member(self, platform: str, user_id: str) -> str | None:
+        if platform == "console":
+            return user_id if user_id in self.service.team_file.members else None
+        found = self.service.team_file.member_by(platform, user_id)
+        if found is None:
+            cached = self.service.store.member_platform_ids(platform=platform)
+            found = next((k for k, v in cached.items() if v == user_id), None)
+        return found
+
+    def lang(self, member: str | None = None) -> Lang:
+        teams = [t for t, _ in self.service.owned_sections(member)] if member else []
+        leads = [t for t in self.service.team_file.teams if member and member in t.leads]
+        team = (teams or leads or [None])[0]
+        return self.service.lang(team) if team else self.service.team_file.language
+
+    def _guard(self, member: str | None, fn: Callable[[], list[Reply]]) -> list[Reply]:
+        try:
+            return fn()
+        except UserError as e:
+            return [Reply(self._user_error(member, e))]
+        except Exception:
+            logger.exception("handling a chat event failed")
+            return [Reply(t(self.lang(member), "error"))]
+
+    def _user_error(self, member: str | None, e: UserError) -> str:
+        key = str(e)
+        lang = self.lang(member)
+        if key == "too_long":
+            from bot.service import MAX_MESSAGE_CHARS
+
+            return t(lang, "too_long", n="> " + str(MAX_MESSAGE_CHARS), limit=MAX_MESSAGE_CHARS)
+        return t(lang, key) if key in MESSAGES else key
+
+    # -- messages ----------------------------------------------------------------------------
+    def on_message(self, platform: str, user_id: str, text: str, message_id: str | None) -> list[Reply]:
+        member = self.member(platform, user_id)
+        if member is None:
+            return [Reply(t(self.service.team_file.language, "unknown_member"))]
+        stripped = (text or "").strip()
+        if stripped.startswith("/weekly") or stripped.startswith("／weekly"):
+            outcome = self.on_command(platform, user_id, stripped.split(None, 1)[1] if " " in stripped else "")
+            return outcome.replies + (self._guard(member, outcome.later) if outcome.later else [])
+        return self._guard(member, lambda: self._record(member, platform, text, message_id))
+
+    def _record(self, member: str, platform: str, text: str, message_id: str | None) -> list[Reply]:
+        result = self.service.record(member, text, platform=platform, message_id=message_id)
+        lang = self.lang(member)
+        if isinstance(result, NeedsSection):
+            buttons = tuple(Button(f"{s.title}", "assign", f"{result.update.id}:{s.key}") for _, s in result.choices)
+            return [Reply(t(lang, "choose_section"), buttons=buttons)]
+        return [self._confirm(lang, result)]
+
+    def _confirm(self, lang: Lang, r: Recorded) -> Reply:
+        key = "recorded_late" if r.update.late else "recorded"
+        return Reply(t(lang, key, section=r.section.title, cycle=r.cycle, preview=preview(r.update.text)))
+
+    def on_edit(self, platform: str, user_id: str, message_id: str, text: str) -> list[Reply]:
+        member = self.member(platform, user_id)
+        if member is None:
+            return []
+
+        def run() -> list[Reply]:
+            if not (text or "").strip():
+                return self._delete(member, platform, message_id)
+            updated = self.service.edit(member, platform=platform, message_id=message_id, text=text)
+            if updated is None:  # an edit of a message we never stored: treat it as a new one
+                return self._record(member, platform, text, message_id)
+            return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key),
+                            preview=preview(updated.text)))]
+
+        return self._guard(member, run)
+
+    def on_delete(self, platform: str, user_id: str, message_id: str) -> list[Reply]:
+        member = self.member(platform, user_id)
+        if member is None:
+            return []
+        return self._guard(member, lambda: self._delete(member, platform, message_id))
+
+    def _delete(self, member: str, platform: str, message_id: str) -> list[Reply]:
+        deleted = self.service.delete(member, platform=platform, message_id=message_id)
+        if deleted is None:
+            return []
+        return [Reply(t(self.lang(member), "deleted", section=self._title(deleted.section_key)))]
+
+    def _title(self, key: str | None) -> str:
+        for team in self.service.team_file.teams:
+            sec = team.section(key or "")
+            if sec:
+                return sec.title
+        return key or "?"
+
+    # -- commands ----------------------------------------------------------------------------
+    def on_command(self, platform: str, user_id: str, text: str) -> Outcome:
+        """`/weekly <sub> [args]`; lead commands are refused to others, unknown words get help."""
+        member = self.member(platform, user_id)
+        lang = self.lang(member)
+        if member is None:
+            return Outcome([Reply(t(lang, "unknown_member"))])
+        words = text.split()
+        sub = words[0].lower() if words else "help"
+        args = words[1:]
+        if sub in LEAD_COMMANDS:
+            try:
+                team, label = self._team_and_cycle(member, args)
+            except UserError as e:
+                return Outcome([Reply(self._user_error(member, e))])
+            if member not in team.leads:
+                return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd=sub))])
+            if sub == "summary":
+                cycle_label = label or self._guard_label(team)
+                return Outcome(
+                    [Reply(t(lang, "summary_wait", cycle=cycle_label or "?"))],
+                    later=lambda: self._guard(member, lambda: self._summary(team, label)),
+                )
+            if sub == "status":
+                return Outcome(self._guard(member, lambda: [Reply(self.status_text(team, label))]))
+            return Outcome(self._guard(member, lambda: self._remind(team, lang)))
+        if sub == "show":
+            return Outcome(self._guard(member, lambda: self._show(member, lang)))
+        if sub == "skip":
+            return Outcome(self._guard(member, lambda: self._skip(member, lang)))
+        if sub == "help":
+            return Outcome([Reply(t(lang, "help"))])
+        return Outcome([Reply(t(lang, "unknown_command", word=sub) + t(lang, "help"))])
+
+    def _guard_label(self, team: Team) -> str | None:
+        try:
+            return self.service.current_cycle(team).label
+        except UserError:
+            return None
+
+    def _team_and_cycle(self, member: str, args: list[str]) -> tuple[Team, str | None]:
+        teams = self.service.team_file.teams
+        team: Team | None = None
+        label: str | None = None
+        for word in args:
+            match = next((x for x in teams if x.key == word), None)
+            if match:
+                team = match
+            elif re.fullmatch(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*", word):
+                label = word
+            else:
+                raise UserError(f"'{word}' is neither a team nor a cycle (like 2024-W40)")
+        if team is None:
+            led = [x for x in teams if member in x.leads]
+            team = led[0] if led else teams[0]
+        return team, label
+
+    def status_text(self, team: Team, label: str | None) -> str:
+        status = self.service.status(team, label)
+        lang = self.service.lang(team)
+        names = self.service.team_file.members
+        tz = self.service.team_file.tz(team)
+        marks = {"submitted": "✅", "missing": "⏳", "skipped": "➖"}
+        states = {"zh": {"submitted": "已提交", "missing": "未提交", "skipped": "跳过"},
+                  "en": {"submitted": "submitted", "missing": "missing", "skipped": "skipped"}}[lang]
+        head = (f"{team.title} {status.cycle.label}  截止 {status.cycle.deadline.astimezone(tz):%m-%d %H:%M}"
+                if lang == "zh" else
+                f"{team.title} {status.cycle.label}  deadline {status.cycle.deadline.astimezone(tz):%a %m-%d %H:%M}")
+        lines = [head]
+        for s in status.sections:
+            owners = "、".join(names[o].name for o in s.owners) if s.owners else "-"
+            lines.append(f"{marks[s.state]} {s.title} — {owners} ({states[s.state]})")
+        missing = [names[o].name for o in status.missing_owners]
+        if missing:
+            lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + "、".join(missing))
+        return "\n".join(lines)
+
+    def _summary(self, team: Team, label: str | None) -> list[Reply]:
+        report = self.service.report(team, label)
+        return self.report_replies(report)
+
+    def report_replies(self, report: Report) -> list[Reply]:
+        """The report for chat: the Markdown (cut if long), the whole file, and a publish button."""
+        lang = self.service.lang(report.team)
+        text = report.markdown
+        if len(text) > CHAT_PREVIEW_CHARS:
+            text = text[:CHAT_PREVIEW_CHARS] + ("\n…（全文见附件）" if lang == "zh" else "\n… (the whole report is attached)")
+        if report.summary and report.summary.note:
+            text += "\n\n> " + report.summary.note
+        buttons = (Button("发布到频道" if lang == "zh" else "Publish to the channel", "publish",
+                          f"{report.team.key}:{report.cycle}"),)
+        return [Reply(text, buttons=buttons, file=(f"{report.team.key}-{report.cycle}.md", report.markdown))]
+
+    def _remind(self, team: Team, lang: Lang) -> list[Reply]:
+        status = self.service.status(team)
+        missing = status.missing_owners
+        if not missing:
+            return [Reply(t(lang, "nobody_to_remind"))]
+        names = self.service.team_file.members
+        tz = self.service.team_file.tz(team)
+        out = []
+        for owner in missing:
+            secs = "、".join(s.title for s in status.sections if s.state == "missing" and owner in s.owners)
+            out.append(Reply(t(lang, "reminder", team=team.title, cycle=status.cycle.label,
+                               deadline=f"{status.cycle.deadline.astimezone(tz):%m-%d %H:%M}", sections=secs),
+                             to=owner))
+        out.append(Reply(t(lang, "reminded", n=len(missing), names="、".join(names[o].name for o in missing))))
+        return out
+
+    def _show(self, member: str, lang: Lang) -> list[Reply]:
+        drafts = self.service.draft(member)
+        if not drafts:
+            raise UserError("not_owner")
+        out = []
+        for _team, cycle, parts in drafts:
+            if not parts:
+                out.append(Reply(t(lang, "draft_empty", cycle=cycle.label)))
+                continue
+            body = "\n".join(f"【{title}】\n{text}" for title, text in parts)
+            out.append(Reply(t(lang, "draft_head", cycle=cycle.label) + "\n" + body))
+        return out
+
+    def _skip(self, member: str, lang: Lang) -> list[Reply]:
+        return [
+            Reply(t(lang, "skipped", cycle=cycle.label, sections="、".join(s.title for s in secs)))
+            for _team, cycle, secs in self.service.skip(member)
+        ]
+
+    # -- buttons -----------------------------------------------------------------------------
+    def on_action(self, platform: str, user_id: str, action: str, value: str) -> Outcome:
+        member = self.member(platform, user_id)
+        lang = self.lang(member)
+        if member is None:
+            return Outcome([Reply(t(lang, "unknown_member"))])
+        if action == "assign":
+            update_id, _, section_key = value.partition(":")
+
+            def assign() -> list[Reply]:
+                if not update_id.isdigit():
+                    raise UserError("That button is out of date.")
+                return [self._confirm(lang, self.service.assign(member, int(update_id), section_key))]
+
+            return Outcome(self._guard(member, assign))
+        if action == "publish":
+            team_key, _, label = value.partition(":")
+            return Outcome(self._guard(member, lambda: self._publish(member, platform, team_key, label, lang)))
+        return Outcome([Reply(t(lang, "help"))])
+
+    def _publish(self, member: str, platform: str, team_key: str, label: str, lang: Lang) -> list[Reply]:
+        team = self.service.team(team_key)
+        if member not in team.leads:
+            return [Reply(t(lang, "not_lead", team=team.title, cmd="summary"))]
+        channel = getattr(team.publish, platform, None) if platform != "console" else "console"
+        if not channel:
+            return [Reply(t(lang, "no_publish"))]
+        report = self.service.report(team, label or None)
+        return [
+            Reply(report.markdown, file=(f"{team.key}-{report.cycle}.md", report.markdown), channel=channel),
+            Reply(t(lang, "published")),
+        ]

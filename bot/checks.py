@@ -1,0 +1,30 @@
+"""`weekly-bot check` for the platforms: which are configured and whether their credentials look whole."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+
+
+def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
+    """(ok, line) per configured platform; a platform with no credentials at all is simply off."""
+    out: list[tuple[bool, str]] = []
+    if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
+        if not settings.slack_bot_token:
+            out.append((False, "Slack: SLACK_BOT_TOKEN is not set"))
+        elif not settings.slack_bot_token.startswith("xoxb-"):
+            out.append((False, "Slack: SLACK_BOT_TOKEN should start with xoxb-"))
+        elif not (settings.slack_signing_secret or settings.slack_app_token):
+            out.append((False, "Slack: set SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)"))
+        elif settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
+            out.append((False, "Slack: SLACK_APP_TOKEN should start with xapp-"))
+        else:
+            mode = "Socket Mode" if settings.slack_app_token else "HTTP"
+            out.append((True, f"Slack: credentials set ({mode})"))
+    else:
+        out.append((True, "Slack: off (no SLACK_BOT_TOKEN)"))
+    if settings.llm_enabled:
+        out.append((True, f"LLM: {settings.openai_base_url or 'https://api.openai.com/v1'} model "
+                          f"{settings.weekly_llm_model}"))
+    else:
+        out.append((True, "LLM: off (offline summaries; set OPENAI_API_KEY or OPENAI_BASE_URL)"))
+    return out

@@ -1,0 +1,221 @@
+"""The `weekly-bot` command line (spec §4): one clear line on stderr and exit ≠ 0 on any error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import UserError
+
+logger = logging.getLogger("weekly-bot")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="the team file (default: $WEEKLY_CONFIG or ./team.yaml)")
+    p.add_argument("--db", help="SQLAlchemy database URL (default: $DATABASE_URL or sqlite:///weekly.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weekly-bot", description="Runs a department's weekly report in chat.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="a whole cycle offline, narrated, in a temporary SQLite database")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
+
+    p = sub.add_parser("chat", help="talk to the bot in the terminal as any member")
+    _common(p)
+    p.add_argument("--as", dest="member", help="member key to speak as (default: the first lead)")
+
+    p = sub.add_parser("status", help="who has answered")
+    _common(p)
+    p.add_argument("--team")
+    p.add_argument("--cycle")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("report", help="the compiled report")
+    _common(p)
+    p.add_argument("--team")
+    p.add_argument("--cycle")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--summarize", dest="summarize", action="store_true", default=None,
+                   help="draft the closing sections (LLM if configured, else offline)")
+    g.add_argument("--no-summarize", dest="summarize", action="store_false")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+
+    p = sub.add_parser("import", help="load past reports (Markdown) as history")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--team")
+    p.add_argument("--cycle")
+
+    p = sub.add_parser("check", help="validate the team file, the database and the platforms' credentials")
+    _common(p)
+
+    p = sub.add_parser("db", help="database maintenance")
+    _common(p)
+    p.add_argument("action", choices=["upgrade"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if os.environ.get("WEEKLY_DEBUG") else logging.WARNING,
+        format="weekly-bot: %(levelname)s: %(message)s",
+    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except UserError as e:
+        print(f"weekly-bot: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # never a traceback on the terminal; WEEKLY_DEBUG=1 shows it in the log
+        logger.debug("internal error", exc_info=True)
+        print(f"weekly-bot: internal error: {type(e).__name__}: {e} (WEEKLY_DEBUG=1 shows details)", file=sys.stderr)
+        return 1
+
+
+def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from bot.app import build_app
+
+    return build_app(config=args.config, db=args.db)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"{output}: cannot write ({e.strerror})") from None
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    app = _app(args)
+    team = app.service.team(args.team)
+    if args.format == "json":
+        status = app.service.status(team, args.cycle)
+        _emit(json.dumps(status.to_json(), ensure_ascii=False, indent=2) + "\n", None)
+    else:
+        from bot.chat import ChatBot
+
+        _emit(ChatBot(app.service).status_text(team, args.cycle) + "\n", None)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    app = _app(args)
+    team = app.service.team(args.team)
+    report = app.service.report(team, args.cycle, summarize=args.summarize)
+    s = report.summary
+    if s is not None:
+        if s.note:
+            print(f"weekly-bot: {s.note}", file=sys.stderr)
+        if s.source == "llm" or s.calls:
+            print(f"weekly-bot: summary {s.source}: {s.tokens_in} tokens in, {s.tokens_out} out, "
+                  f"{s.latency_ms} ms, {s.calls} call(s)", file=sys.stderr)
+    if args.format == "json":
+        _emit(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n", args.output)
+    else:
+        _emit(report.markdown, args.output)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    app = _app(args)
+    team = app.service.team(args.team)
+    result = app.service.import_reports(args.files, team=team, label=args.cycle)
+    for w in result.warnings:
+        print(f"weekly-bot: warning: {w}", file=sys.stderr)
+    print(f"imported {len(result.cycles)} report(s) into {team.key}: {', '.join(result.cycles)} "
+          f"({result.sections} sections)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.config import load_settings, load_team_file
+    from storage.db import current_revision, ensure_schema, head_revision, make_engine, safe_url
+
+    settings = load_settings()
+    path = args.config or settings.weekly_config
+    tf = load_team_file(path)
+    sections = sum(len(t.sections) for t in tf.teams)
+    print(f"ok  {path}: {len(tf.teams)} team(s), {sections} section(s), {len(tf.members)} member(s)")
+    engine = make_engine(args.db or settings.database_url)
+    ensure_schema(engine)
+    print(f"ok  database {safe_url(engine)} at migration {current_revision(engine)} (head {head_revision(engine)})")
+    from bot.checks import check_platforms
+
+    failures = 0
+    for ok, line in check_platforms(settings):
+        print(("ok  " if ok else "FAIL ") + line)
+        failures += not ok
+    return 1 if failures else 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from storage.db import make_engine, safe_url, upgrade
+
+    settings = load_settings()
+    engine = make_engine(args.db or settings.database_url)
+    try:
+        before, after = upgrade(engine)
+    except Exception as e:
+        raise UserError(f"database {safe_url(engine)}: upgrade failed: {str(e).splitlines()[0]}") from None
+    print(f"database {safe_url(engine)}: {before or 'empty'} → {after}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.chat import ChatBot
+    from handlers.console import ConsoleChat
+
+    app = _app(args)
+    members = app.team_file.members
+    member = args.member or next((lead for t in app.team_file.teams for lead in t.leads), next(iter(members)))
+    if member not in members:
+        raise UserError(f"no member {member!r} in the team file (members: {', '.join(members)})")
+    chat = ConsoleChat(ChatBot(app.service), sys.stdout, member)
+    print(f"Talking to weekly-bot as {members[member].name} ({member}). /weekly help for commands, "
+          "/as KEY to switch, Ctrl-D to quit.")
+    for line in sys.stdin:
+        if line.strip():
+            chat.handle(line.rstrip("\n"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(sys.stdout, keep=args.keep)
+
+
+COMMANDS = {
+    "status": cmd_status,
+    "report": cmd_report,
+    "import": cmd_import,
+    "check": cmd_check,
+    "db": cmd_db,
+    "chat": cmd_chat,
+    "demo": cmd_demo,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""The bot's own words in Chinese and English (the team file's `language`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+
+MESSAGES: dict[str, dict[Lang, str]] = {
+    "empty": {
+        "zh": "没有收到文字内容哦。请直接把本周进展写在消息里（文件和图片暂不支持）。",
+        "en": "I got no text. Please write your update in the message itself (files and images aren't read).",
+    },
+    "too_long": {
+        "zh": "这条消息太长了（{n} 字，上限 {limit} 字），请拆成几条发送。",
+        "en": "That message is too long ({n} characters, limit {limit}); please send it in parts.",
+    },
+    "not_owner": {
+        "zh": "你目前不负责周报的任何部分，所以这条消息没有记录。输入 /weekly help 查看用法。",
+        "en": "You don't own any section of a weekly report, so this wasn't recorded. Try /weekly help.",
+    },
+    "unknown_member": {
+        "zh": "我还不认识你：请让管理员在团队配置文件里加上你的账号。",
+        "en": "I don't know you yet: ask an admin to add your account to the team file.",
+    },
+    "no_cycle": {
+        "zh": "{team} 还没有开始的周期（第一期在 {opens} 开始）。",
+        "en": "{team} has no open cycle yet (the first opens {opens}).",
+    },
+    "recorded": {
+        "zh": "已记录到【{section}】（{cycle}）：{preview}",
+        "en": "Recorded for [{section}] ({cycle}): {preview}",
+    },
+    "recorded_late": {
+        "zh": "已记录到【{section}】（{cycle}，截止时间已过，标记为迟交）：{preview}",
+        "en": "Recorded for [{section}] ({cycle}, after the deadline, marked late): {preview}",
+    },
+    "choose_section": {
+        "zh": "已保存。这条更新属于哪个部分？",
+        "en": "Saved. Which section is this update for?",
+    },
+    "edited": {"zh": "已更新【{section}】的这条内容：{preview}", "en": "Updated in [{section}]: {preview}"},
+    "deleted": {"zh": "已从【{section}】删除这条内容。", "en": "Removed from [{section}]."},
+    "skipped": {
+        "zh": "好的，{cycle} 你负责的部分标记为本周跳过：{sections}。",
+        "en": "OK, your sections are marked skipped for {cycle}: {sections}.",
+    },
+    "draft_empty": {"zh": "{cycle} 你还没有提交内容。", "en": "You have no update for {cycle} yet."},
+    "draft_head": {"zh": "{cycle} 你的草稿：", "en": "Your draft for {cycle}:"},
+    "not_lead": {
+        "zh": "只有 {team} 的负责人可以使用 /weekly {cmd}。",
+        "en": "Only the leads of {team} can use /weekly {cmd}.",
+    },
+    "summary_wait": {
+        "zh": "正在生成 {cycle} 的周报，稍后发给你。",
+        "en": "Compiling the {cycle} report; it will arrive shortly.",
+    },
+    "reminded": {
+        "zh": "已提醒 {n} 位尚未提交的负责人：{names}",
+        "en": "Reminded {n} owner(s) who have not answered: {names}",
+    },
+    "nobody_to_remind": {"zh": "所有人都已提交或跳过，无需提醒。", "en": "Everyone has answered or skipped."},
+    "published": {"zh": "周报已发布到频道。", "en": "The report was published to the channel."},
+    "no_publish": {
+        "zh": "团队配置里没有设置发布频道（publish）。",
+        "en": "The team file sets no channel to publish to (publish).",
+    },
+    "error": {
+        "zh": "抱歉，处理时出错了，已记录日志。请稍后再试。",
+        "en": "Sorry, something went wrong; it has been logged. Please try again shortly.",
+    },
+    "help": {
+        "zh": (
+            "直接给我发消息就是你本周的周报内容（可以发多条，编辑、删除都会同步）。\n"
+            "负责多个部分时，以【标题】或部分的 key 开头，或在按钮里选择。\n"
+            "/weekly show — 查看我的草稿\n"
+            "/weekly skip — 本周跳过\n"
+            "/weekly status [周期] — 提交情况（负责人）\n"
+            "/weekly summary [周期] — 生成周报（负责人）\n"
+            "/weekly remind — 提醒未提交的人（负责人）\n"
+            "/weekly help — 本说明"
+        ),
+        "en": (
+            "Any message you send me is your update for this cycle (several messages add up; edits and "
+            "deletes follow).\nOwning several sections? Start with [Title] / 【标题】 or the section key, or pick "
+            "a button.\n"
+            "/weekly show — your draft\n"
+            "/weekly skip — skip this cycle\n"
+            "/weekly status [cycle] — who has answered (leads)\n"
+            "/weekly summary [cycle] — the compiled report (leads)\n"
+            "/weekly remind — remind those missing (leads)\n"
+            "/weekly help — this help"
+        ),
+    },
+    "unknown_command": {
+        "zh": "不认识的命令“{word}”。\n",
+        "en": "Unknown command '{word}'.\n",
+    },
+    "prompt": {
+        "zh": "{name}你好，{team} {cycle} 周报开始收集了。请回复【{section}】本周的进展，截止 {deadline}。",
+        "en": "Hi {name}, the {team} report for {cycle} is open. Please reply with this cycle's update for "
+              "[{section}] by {deadline}.",
+    },
+    "prompt_hint": {"zh": "建议包含：{hint}", "en": "Worth covering: {hint}"},
+    "prompt_plan": {"zh": "上周计划：", "en": "Last cycle's plan:"},
+    "reminder": {
+        "zh": "提醒：{team} {cycle} 周报将在 {deadline} 截止，你负责的【{sections}】还没有提交。直接回复即可，或 /weekly skip 跳过。",
+        "en": "Reminder: the {team} report for {cycle} closes {deadline}; [{sections}] has no update from you yet. "
+              "Just reply, or /weekly skip.",
+    },
+    "escalation": {
+        "zh": "{team} {cycle} 周报已到截止时间，仍未提交：{missing}",
+        "en": "{team} {cycle} reached its deadline; still missing: {missing}",
+    },
+    "escalation_none": {
+        "zh": "{team} {cycle} 周报已到截止时间，全部已提交或跳过。",
+        "en": "{team} {cycle} reached its deadline; every section has answered or skipped.",
+    },
+}
+
+
+def t(lang: Lang, key: str, **kwargs: object) -> str:
+    """The message `key` in `lang`, formatted."""
+    return MESSAGES[key][lang].format(**kwargs)

@@ -1,0 +1,104 @@
+"""The terminal as a chat platform: the same ChatBot the Slack and Feishu edges drive, no tokens.
+
+Buttons show as numbered choices (type the number); `/as KEY` changes who is speaking,
+`/edit N text` and `/delete N` edit or delete your N-th message, as Slack and Feishu would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TextIO
+
+from bot.chat import Button, ChatBot, Reply
+
+
+class ConsoleChat:
+    """A line-based chat with the bot; prints what the bot says, as the platforms would show it."""
+
+    platform = "console"
+
+    def __init__(self, bot: ChatBot, out: TextIO, member: str) -> None:
+        self.bot = bot
+        self.out = out
+        self.member = member
+        self._counter = 0
+        self._buttons: list[Button] = []
+        self._mine: list[str] = []
+
+    def name(self, member: str) -> str:
+        m = self.bot.service.team_file.members.get(member)
+        return m.name if m else member
+
+    def show(self, replies: Iterable[Reply], *, to: str | None = None) -> None:
+        """Print replies; buttons become numbered choices for the next line typed."""
+        for r in replies:
+            target = r.to or to or self.member
+            if r.channel:
+                head = f"bot → #{r.channel}"
+            elif target != self.member:
+                head = f"bot → {self.name(target)} (DM)"
+            else:
+                head = f"bot → {self.name(target)}"
+            body = r.text.rstrip("\n").replace("\n", "\n    ")
+            self.out.write(f"  {head}: {body}\n")
+            if r.file:
+                lines = r.file[1].count("\n")
+                self.out.write(f"    [file: {r.file[0]}, {lines} lines]\n")
+            if r.buttons:
+                self._buttons = list(r.buttons)
+                choices = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(r.buttons, 1))
+                self.out.write(f"    {choices}\n")
+        self.out.flush()
+
+    def say(self, text: str) -> None:
+        """One line (or block) typed by the current member."""
+        body = text.rstrip("\n").replace("\n", "\n    ")
+        self.out.write(f"{self.name(self.member)} > {body}\n")
+        self.handle(text)
+
+    def handle(self, text: str) -> None:
+        stripped = text.strip()
+        if stripped.isdigit() and self._buttons and 1 <= int(stripped) <= len(self._buttons):
+            button = self._buttons[int(stripped) - 1]
+            self._buttons = []
+            self._run(self.bot.on_action(self.platform, self.member, button.action, button.value))
+            return
+        if stripped.startswith("/as "):
+            key = stripped[4:].strip()
+            if key in self.bot.service.team_file.members:
+                self.member = key
+                self.out.write(f"  (now speaking as {self.name(key)})\n")
+            else:
+                self.out.write(f"  (no member {key!r}; members: {', '.join(self.bot.service.team_file.members)})\n")
+            return
+        if stripped.startswith("/edit ") or stripped.startswith("/delete "):
+            self._edit(stripped)
+            return
+        if stripped.startswith("/weekly"):
+            rest = stripped[len("/weekly"):].strip()
+            self._run(self.bot.on_command(self.platform, self.member, rest))
+            return
+        self._counter += 1
+        message_id = f"console-{self._counter}"
+        self._mine.append(message_id)
+        self.show(self.bot.on_message(self.platform, self.member, text, message_id))
+
+    def _run(self, outcome: object) -> None:
+        from bot.chat import Outcome
+
+        assert isinstance(outcome, Outcome)
+        self.show(outcome.replies)
+        if outcome.later:
+            self.show(outcome.later())
+
+    def _edit(self, line: str) -> None:
+        cmd, _, rest = line.partition(" ")
+        number, _, text = rest.strip().partition(" ")
+        if not number.isdigit() or not 1 <= int(number) <= len(self._mine):
+            self.out.write(f"  (say which of your {len(self._mine)} messages: {cmd} N …)\n")
+            return
+        message_id = self._mine[int(number) - 1]
+        if cmd == "/edit":
+            self.show(self.bot.on_edit(self.platform, self.member, message_id, text))
+        else:
+            self.show(self.bot.on_delete(self.platform, self.member, message_id))
