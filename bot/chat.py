@@ -296,11 +296,13 @@ class ChatBot:
         team = self.service.team(team_key)
         if member not in team.leads:
             return [Reply(t(lang, "not_lead", team=team.title, cmd="summary"))]
-        channel = getattr(team.publish, platform, None) if platform != "console" else "console"
+        channel = getattr(team.publish, platform, None) if platform != "console" else (
+            team.publish.slack or team.publish.feishu)
         if not channel:
             return [Reply(t(lang, "no_publish"))]
         report = self.service.report(team, label or None)
         return [
-            Reply(report.markdown, file=(f"{team.key}-{report.cycle}.md", report.markdown), channel=channel),
+            Reply(f"{team.title} {report.cycle}", file=(f"{team.key}-{report.cycle}.md", report.markdown),
+                  channel=channel),
             Reply(t(lang, "published")),
         ]

@@ -334,8 +334,9 @@ class WeeklyService:
             cycle = self.current_cycle(team)
             stored = self.stored_cycle(team, cycle)
             titles = {s.key: s.title for s in team.sections}
+            unassigned = "（待选择部分）" if self.lang(team) == "zh" else "(section not chosen yet)"
             parts = [
-                (titles.get(u.section_key or "", "?"), u.text)
+                (titles.get(u.section_key or "", unassigned), u.text)
                 for u in self.store.updates(cycle_id=stored.id) if u.member_key == member
             ]
             out.append((team, cycle, parts))

@@ -23,7 +23,7 @@ class ConsoleChat:
         self.member = member
         self._counter = 0
         self._buttons: list[Button] = []
-        self._mine: list[str] = []
+        self._mine: dict[str, list[str]] = {}
 
     def name(self, member: str) -> str:
         m = self.bot.service.team_file.members.get(member)
@@ -80,7 +80,7 @@ class ConsoleChat:
             return
         self._counter += 1
         message_id = f"console-{self._counter}"
-        self._mine.append(message_id)
+        self._mine.setdefault(self.member, []).append(message_id)
         self.show(self.bot.on_message(self.platform, self.member, text, message_id))
 
     def _run(self, outcome: object) -> None:
@@ -94,10 +94,11 @@ class ConsoleChat:
     def _edit(self, line: str) -> None:
         cmd, _, rest = line.partition(" ")
         number, _, text = rest.strip().partition(" ")
-        if not number.isdigit() or not 1 <= int(number) <= len(self._mine):
-            self.out.write(f"  (say which of your {len(self._mine)} messages: {cmd} N …)\n")
+        mine = self._mine.get(self.member, [])
+        if not number.isdigit() or not 1 <= int(number) <= len(mine):
+            self.out.write(f"  (say which of your {len(mine)} messages: {cmd} N …)\n")
             return
-        message_id = self._mine[int(number) - 1]
+        message_id = mine[int(number) - 1]
         if cmd == "/edit":
             self.show(self.bot.on_edit(self.platform, self.member, message_id, text))
         else:

@@ -372,6 +372,16 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def reclaim_stale(self, *, key: str, before: datetime, at: datetime) -> bool:
+        """Take back a claim older than `before` that was never finished (its process died)."""
+        with self._tx() as s:
+            result = s.execute(
+                update(OutgoingRow).where(OutgoingRow.key == key, OutgoingRow.status == "claimed",
+                                          OutgoingRow.claimed_at < before)
+                .values(claimed_at=at)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def finish_outgoing(self, *, key: str, ok: bool, at: datetime, error: str | None = None) -> None:
         with self._tx() as s:
             row = s.scalar(select(OutgoingRow).where(OutgoingRow.key == key))

@@ -1,0 +1,31 @@
+"""How the scheduler and lead commands reach people: one Sender per platform, chosen per member."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bot.chat import Reply
+
+
+class Sender(Protocol):
+    """A platform's way to DM a member (Slack, Feishu, the console)."""
+
+    platform: str
+
+    def can_reach(self, member: str) -> bool:
+        """True when this platform knows the member (an id, or an email it can resolve)."""
+        ...
+
+    def send(self, member: str, reply: Reply) -> None:
+        """Deliver or raise; a raise means 'not sent', and the caller will try again later."""
+        ...
+
+
+class SendError(Exception):
+    """A delivery failed; the message stays due and is retried."""
+
+
+def pick_sender(senders: Sequence[Sender], member: str) -> Sender | None:
+    """The first configured platform that can reach the member."""
+    return next((s for s in senders if s.can_reach(member)), None)

@@ -1,0 +1,140 @@
+"""`tick`: send what is due at an instant, exactly once, across processes and restarts.
+
+Each message is claimed under its unique key in the database before it is sent, so two ticks
+at once, a retry or a restart never send twice; a failed send is marked and retried by a later
+tick while it is still due; a claim whose process died is taken back after STALE_CLAIM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.chat import Reply
+from bot.config import Team
+from bot.due import Due, answered_sections, due_at
+from bot.i18n import t
+from bot.model import CycleTimes
+from bot.notify import Sender, pick_sender
+from bot.service import WeeklyService
+
+logger = logging.getLogger(__name__)
+STALE_CLAIM = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Sent:
+    due: Due
+    platform: str
+    ok: bool
+    text: str
+    error: str | None = None
+
+
+def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None = None) -> list[Sent]:
+    """Do everything due at `at` (default: now) once; returns what was attempted."""
+    at = at or service.now()
+    service.sync()
+    out: list[Sent] = []
+    for team in service.team_file.teams:
+        try:
+            out.extend(_tick_team(service, senders, team, at))
+        except Exception:
+            logger.exception("tick for team %s failed", team.key)
+    return out
+
+
+def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime) -> list[Sent]:
+    cycle = service.calendar(team).cycle_at(at)
+    if cycle is None:
+        return []
+    stored = service.stored_cycle(team, cycle)
+    if stored.imported:  # history loaded from a past report: nobody is chased for it
+        return []
+    updates = service.store.updates(cycle_id=stored.id)
+    answered = answered_sections([(u.member_key, u.section_key) for u in updates])
+    dues = due_at(team, cycle, at, answered=answered, skipped=service.store.skips(cycle_id=stored.id))
+    if not dues:
+        return []
+    existing = {o.key: o for o in service.store.outgoing(team_key=team.key)}
+    prompted_now = {d.member for d in dues if d.kind == "prompt" and d.key not in existing}
+    out = []
+    for due in dues:
+        if due.kind == "reminder" and due.member in prompted_now:
+            # the prompt going out now says the deadline: a reminder on top would be a burst
+            service.store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle, member_key=due.member,
+                                         kind=due.kind, offset_label=due.offset, at=at)
+            service.store.finish_outgoing(key=due.key, ok=True, at=at, error="superseded by the prompt")
+            continue
+        sender = pick_sender(senders, due.member)
+        if sender is None:
+            logger.warning("no platform reaches member %s: %s not sent", due.member, due.kind)
+            continue
+        if not _claim(service, due, existing.get(due.key), at):
+            continue
+        text = compose(service, team, cycle, due)
+        try:
+            sender.send(due.member, Reply(text))
+        except Exception as e:  # any platform failure: keep it due, try again next tick
+            logger.warning("sending %s to %s failed: %s", due.kind, due.member, e)
+            service.store.finish_outgoing(key=due.key, ok=False, at=at, error=str(e)[:500])
+            out.append(Sent(due, sender.platform, False, text, str(e)))
+            continue
+        service.store.finish_outgoing(key=due.key, ok=True, at=at)
+        out.append(Sent(due, sender.platform, True, text))
+    return out
+
+
+def _claim(service: WeeklyService, due: Due, existing: object, at: datetime) -> bool:
+    """Win the right to send `due`: a fresh claim, a failed one to retry, or a stale one whose sender died."""
+    store = service.store
+    if existing is None:
+        return store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle, member_key=due.member,
+                                    kind=due.kind, offset_label=due.offset, at=at)
+    status = getattr(existing, "status", "")
+    if status == "failed":
+        return store.reclaim_failed(key=due.key, at=at)
+    if status == "claimed":
+        return store.reclaim_stale(key=due.key, before=at - STALE_CLAIM, at=at)
+    return False
+
+
+def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due) -> str:
+    """The words of a prompt, reminder or escalation, in the team's language."""
+    lang = service.lang(team)
+    tz = service.team_file.tz(team)
+    members = service.team_file.members
+    deadline = f"{cycle.deadline.astimezone(tz):%m-%d %H:%M}" if lang == "zh" else \
+        f"{cycle.deadline.astimezone(tz):%a %m-%d %H:%M}"
+    titles = {s.key: s.title for s in team.sections}
+    sep = "、" if lang == "zh" else ", "
+    if due.kind == "escalation":
+        parts = []
+        for key in due.sections:
+            sec = team.section(key)
+            owners = sep.join(members[o].name for o in (sec.owners if sec else ()))
+            parts.append(f"【{titles[key]}】({owners})")
+        return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
+    if due.kind == "reminder":
+        return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=deadline,
+                 sections=sep.join(titles[k] for k in due.sections))
+    goals = service.previous_goals(team, cycle)
+    lines = [t(lang, "prompt", name=members[due.member].name, team=team.title, cycle=cycle.label,
+               section=sep.join(titles[k] for k in due.sections), deadline=deadline)]
+    for key in due.sections:
+        sec = team.section(key)
+        assert sec is not None
+        plan = [g.text for g in goals if key in g.sources]
+        if not (sec.hint or plan):
+            continue
+        lines.append(f"【{sec.title}】" if lang == "zh" else f"[{sec.title}]")
+        if sec.hint:
+            lines.append("  " + t(lang, "prompt_hint", hint=sec.hint))
+        if plan:
+            lines.append("  " + t(lang, "prompt_plan") + "".join(f"\n    - {p}" for p in plan))
+    if len(due.sections) > 1:
+        lines.append("你负责多个部分：消息以【标题】开头，或发完后在按钮中选择。" if lang == "zh"
+                     else "You own several sections: start a message with [Title], or pick one from the buttons.")
+    return "\n".join(lines)
