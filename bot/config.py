@@ -244,24 +244,25 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)") from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def _duplicate_key(node: yaml.Node | None, path: str = "") -> tuple[str, yaml.Mark] | None:
+    """The first mapping key written twice, as (key path, mark): PyYAML would silently keep the last."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            here = f"{path}.{key}" if path else key
+            if key in seen:
+                return here, key_node.start_mark
+            seen.add(key)
+            found = _duplicate_key(value_node, here)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _path(loc: tuple[Any, ...], data: Any) -> str:
@@ -297,14 +298,16 @@ def load_team_file(path: str | Path) -> TeamFile:
     except UnicodeDecodeError:
         raise ConfigError(f"{name}: not UTF-8 text") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        if duplicate:
+            key_path, mark = duplicate
+            raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: {key_path}: duplicate key "
+                              f"(written twice; YAML would silently keep the last)")
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        kind = "duplicate key" if "duplicate key" in str(e.problem) else "YAML syntax error"
-        problem = str(e.problem).split(" (line")[0] if e.problem else str(e)
-        if kind == "duplicate key":
-            raise ConfigError(f"{where}: {_mark_path(text, mark)}: {problem}") from None
+        problem = str(e.problem) if e.problem else str(e)
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{name}: YAML syntax error: {e}") from None
@@ -330,12 +333,6 @@ def load_team_file(path: str | Path) -> TeamFile:
 
 def _raise(name: str, loc: tuple[Any, ...], msg: str, data: Any) -> TeamFile:
     raise ConfigError(f"{name}: {_path(loc, data)}: {msg}")
-
-
-def _mark_path(text: str, mark: Any) -> str:
-    """The key at a YAML mark, as the user wrote it (for duplicate-key errors)."""
-    line = text.splitlines()[mark.line] if mark else ""
-    return line.strip().split(":")[0].lstrip("- ") or "(key)"
 
 
 class Settings(BaseSettings):

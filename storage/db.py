@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from bot.errors import UserError
 
@@ -34,6 +34,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(normalize_url(url))
     except ArgumentError:
         raise UserError(f"DATABASE_URL {url!r} is not a database URL (try sqlite:///weekly.db)") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise UserError(f"DATABASE_URL {url!r}: unknown database (use sqlite:/// or postgresql://)") from None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
 

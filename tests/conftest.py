@@ -1,0 +1,102 @@
+"""Shared fixtures: a team file, a database on SQLite and (when WEEKLY_TEST_POSTGRES_URL is set)
+on PostgreSQL in a schema of its own, and an app on a fixed clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.app import App, build_app
+from bot.config import Settings
+from storage.db import normalize_url
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PG_URL = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
+
+DB_PARAMS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def at(text_: str) -> datetime:
+    """A Shanghai wall-clock time, 'YYYY-MM-DD HH:MM'."""
+    return datetime.strptime(text_, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI)
+
+
+class FixedClock:
+    """The one clock the app reads; tests move it by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def team_file(tmp_path: Path) -> Path:
+    path = tmp_path / "team.yaml"
+    shutil.copy(EXAMPLES / "team.yaml", path)
+    return path
+
+
+def _pg_schema_url(schema: str) -> str:
+    assert PG_URL
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=DB_PARAMS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'weekly.db'}"
+        return
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(normalize_url(PG_URL or ""))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def prepared_db(db_url: str) -> str:
+    """The database at the newest migration (PostgreSQL needs `db upgrade`; SQLite does it itself)."""
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    return db_url
+
+
+@pytest.fixture
+def make_app(team_file: Path, prepared_db: str) -> Callable[..., App]:
+    """Build the app on the fixed clock, as every entry point does; offline unless told otherwise."""
+
+    def build(clock: FixedClock | None = None, **settings: object) -> App:
+        s = Settings(weekly_config=str(team_file), database_url=prepared_db, **settings)  # type: ignore[arg-type]
+        return build_app(settings=s, clock=clock or FixedClock(at("2024-10-15 11:00")))
+
+    return build
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the machine's real tokens or database settings."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "FEISHU_", "OPENAI_", "WEEKLY_LLM_")) or name in ("DATABASE_URL", "WEEKLY_CONFIG"):
+            monkeypatch.delenv(name, raising=False)

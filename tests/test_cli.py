@@ -1,0 +1,102 @@
+"""The command line as a user meets it: one clear line and exit ≠ 0 on errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES, ROOT
+
+W40 = EXAMPLES / "report-2024-W40.md"
+
+
+def cli(tmp_path: Path, *args: str, db: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+           "DATABASE_URL": db or f"sqlite:///{tmp_path / 'weekly.db'}"}
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=60)
+
+
+def test_import_then_report_and_status(tmp_path: Path) -> None:
+    imported = cli(tmp_path, "import", str(W40))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout == "imported 1 report(s) into clearing: 2024-W40 (8 sections)\n"
+
+    md = cli(tmp_path, "report", "--cycle", "2024-W40", "--no-summarize")
+    assert md.returncode == 0, md.stderr
+    original = W40.read_text(encoding="utf-8")
+    body = original.split("\n## 收获与反思")[0]
+    assert md.stdout.startswith("# 2024-W40\n\nCreated: ")
+    assert md.stdout.split("\n", 3)[3] == body.split("\n", 3)[3].rstrip("\n") + "\n"
+
+    js = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json")
+    data = json.loads(js.stdout)
+    assert data["summary_source"] == "offline"
+    assert data["reflections"] and data["next_week"]
+    assert all(item["sources"] for item in data["reflections"] + data["next_week"])
+
+    out = tmp_path / "r.md"
+    written = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "-o", str(out))
+    assert written.returncode == 0 and out.read_text(encoding="utf-8") == data["markdown"]
+
+    status = cli(tmp_path, "status", "--cycle", "2024-W40", "--format", "json")
+    st = json.loads(status.stdout)
+    assert (st["opens_at"], st["deadline"]) == ("2024-09-30T10:00:00+08:00", "2024-09-30T18:00:00+08:00")
+    assert [s["state"] for s in st["sections"]] == ["submitted"] * 8
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda p: p.write_bytes(b""), "the file is empty"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 4), "a binary file, not a Markdown report"),
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_text(W40.read_text(encoding="utf-8").replace("# 2024-W40", "# 周报"), encoding="utf-8"),
+     "no cycle in its title (like '# 2024-W40'): pass --cycle"),
+])
+def test_bad_imports_give_one_line_and_change_nothing(tmp_path: Path, make, expected: str) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.md"
+    make(bad)
+    result = cli(tmp_path, "import", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"weekly-bot: error: {bad}: {expected}\n"
+    after = cli(tmp_path, "report", "--cycle", "2024-W40", "--no-summarize", "--format", "json")
+    assert [s["state"] for s in json.loads(after.stdout)["sections"]] == ["missing"] * 8
+
+
+def test_bad_database_url_is_one_line(tmp_path: Path) -> None:
+    result = cli(tmp_path, "status", db="nonsense://")
+    assert result.returncode == 2
+    assert result.stderr.startswith("weekly-bot: error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
+    result = cli(tmp_path, "status", db="postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 2
+    assert result.stderr.startswith("weekly-bot: error: database postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert result.stderr.count("\n") == 1
+
+
+def test_unknown_cycle_is_one_line(tmp_path: Path) -> None:
+    result = cli(tmp_path, "report", "--cycle", "2024-W99")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "2024-W99" in result.stderr
+
+
+def test_demo_runs_a_whole_cycle_offline() -> None:
+    result = subprocess.run([sys.executable, "-m", "bot", "demo"], capture_output=True, text=True, cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert result.stderr == ""
+    assert "bot → 李雷 (DM): 李雷你好，支付清算中心周报 2024-W41 周报开始收集了" in out
+    assert out.count("周报开始收集了") == 7  # every owner prompted once
+    assert "  (nothing due)" in out
+    assert "bot → 刘洋 (DM): 提醒：" in out
+    assert "bot → 王芳 (DM): 支付清算中心周报 2024-W41 周报已到截止时间，仍未提交：【O1 业务服务】(赵敏、李雷)" in out
+    assert "## 收获与反思" in out and "# 下周工作及目标" in out
+    assert "bot → #C0WEEKLY01: 支付清算中心周报 2024-W41" in out

@@ -1,0 +1,194 @@
+"""The use-cases on SQLite and PostgreSQL: answers, skips, status, import → report, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.app import App
+from bot.errors import UserError
+from bot.service import NeedsSection, Recorded
+
+from .conftest import EXAMPLES, FixedClock, at
+
+W40 = EXAMPLES / "report-2024-W40.md"
+W39 = EXAMPLES / "report-2024-W39.md"
+
+
+def owner_lines(markdown: str) -> list[str]:
+    """The owners' lines of a report: everything but the title, Created and the closing sections."""
+    body = re.split(r"^#{1,2} (?:收获与反思|下周工作及目标)", markdown, flags=re.M)[0]
+    return [ln for ln in body.splitlines() if ln.strip() and not ln.startswith(("# ", "Created:"))]
+
+
+def test_import_then_report_loses_no_owner_line(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    result = app.service.import_reports([str(W39), str(W40)], team=team)
+    assert result.cycles == ["2024-W39", "2024-W40"]
+    assert result.warnings == []
+    report = app.service.report(team, "2024-W40", summarize=False)
+    original = W40.read_text(encoding="utf-8")
+    assert report.markdown.startswith("# 2024-W40\n\nCreated: ")
+    assert owner_lines(report.markdown) == owner_lines(original)
+    assert report.summary_source == "none"
+    assert "## 收获与反思" not in report.markdown
+
+
+def test_imported_report_keeps_its_closing_sections_as_history(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    app.service.import_reports([str(W40)], team=team)
+    report = app.service.report(team, "2024-W40")
+    assert report.summary_source == "imported"
+    assert [i.sources for i in report.summary.next_week] == [  # type: ignore[union-attr]
+        ("settlement",), ("risk",), ("incidents",), ("o1_business",)]
+    cycle = app.service.calendar(team).by_label("2024-W41")
+    goals = app.service.previous_goals(team, cycle)
+    assert goals[0].text == "招商银行直连上线准备：完成生产环境切换演练和回滚预案。"
+
+
+def test_report_json_has_the_spec_shape_and_team_file_order(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    app.service.import_reports([str(W40)], team=team)
+    data = app.service.report(team, "2024-W40", summarize=True).to_json()
+    assert list(data) == ["team", "cycle", "title", "sections", "reflections", "next_week", "summary_source",
+                          "markdown"]
+    assert (data["team"], data["cycle"], data["title"], data["summary_source"]) == (
+        "clearing", "2024-W40", "支付清算中心周报", "offline")
+    assert [s["key"] for s in data["sections"]] == [s.key for s in team.sections]
+    assert set(data["sections"][0]) == {"key", "title", "state", "content"}
+    assert data["sections"][0]["content"].startswith("1. 通道数据：\n    - 本周处理交易3120笔")
+    assert data["reflections"] and data["next_week"]
+    keys = {s.key for s in team.sections}
+    for item in data["reflections"] + data["next_week"]:
+        assert set(item) == {"text", "sources"} and item["sources"] and set(item["sources"]) <= keys
+    assert "## 收获与反思" in data["markdown"] and "# 下周工作及目标" in data["markdown"]
+    json.dumps(data, ensure_ascii=False)
+
+
+def test_unknown_title_becomes_an_extra_section_with_a_warning(make_app: Callable[..., App], tmp_path: Path) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    text = W40.read_text(encoding="utf-8").replace("- 【其他】", "- 【团队建设】")
+    path = tmp_path / "w40.md"
+    path.write_text(text, encoding="utf-8")
+    result = app.service.import_reports([str(path)], team=team)
+    assert result.warnings == [f"{path}: section 【团队建设】 is not in the team file: kept as an extra section"]
+    report = app.service.report(team, "2024-W40", summarize=False)
+    assert report.sections[-1].title == "团队建设"
+    assert report.sections[-1].content == "1. 10月12日（周六）调休上班，值班表已更新。\n2. 新同事2人入职，分别加入风控与网关小组。"
+    assert [s.state for s in report.sections if s.key == "other"] == ["missing"]
+    assert owner_lines(report.markdown)[-3:] == ["- 【团队建设】", "    1. 10月12日（周六）调休上班，值班表已更新。",
+                                                 "    2. 新同事2人入职，分别加入风控与网关小组。"]
+
+
+def test_reimporting_the_same_report_does_not_double(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    app.service.import_reports([str(W40)], team=team)
+    app.service.import_reports([str(W40)], team=team)
+    report = app.service.report(team, "2024-W40", summarize=False)
+    assert owner_lines(report.markdown) == owner_lines(W40.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "the file is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "a binary file, not a Markdown report"),
+    (b"just some notes\nwith no sections\n", "No report section found"),
+])
+def test_bad_imports_change_nothing(make_app: Callable[..., App], tmp_path: Path, content: bytes,
+                                    expected: str) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    bad = tmp_path / "bad.md"
+    bad.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        app.service.import_reports([str(W40), str(bad)], team=team)
+    assert str(info.value).startswith(f"{bad}: ")
+    assert expected in str(info.value)
+    assert app.store.cycle_labels(team_key="clearing") == []
+
+
+def test_import_without_a_cycle_needs_one(make_app: Callable[..., App], tmp_path: Path) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    path = tmp_path / "untitled.md"
+    path.write_text(W40.read_text(encoding="utf-8").replace("# 2024-W40", "# 周报"), encoding="utf-8")
+    with pytest.raises(UserError, match=r"no cycle in its title \(like '# 2024-W40'\): pass --cycle"):
+        app.service.import_reports([str(path)], team=team)
+    assert app.store.cycle_labels(team_key="clearing") == []
+    app.service.import_reports([str(path)], team=team, label="2024-W40")
+    assert app.store.cycle_labels(team_key="clearing") == ["2024-W40"]
+
+
+def test_national_day_status_shows_the_shifted_times(make_app: Callable[..., App]) -> None:
+    app = make_app(FixedClock(at("2024-10-09 12:00")))
+    team = app.service.team(None)
+    w40 = app.service.status(team, "2024-W40").to_json()
+    assert (w40["opens_at"], w40["deadline"]) == ("2024-09-30T10:00:00+08:00", "2024-09-30T18:00:00+08:00")
+    current = app.service.status(team).to_json()
+    assert (current["cycle"], current["opens_at"], current["deadline"]) == (
+        "2024-W41", "2024-10-08T10:00:00+08:00", "2024-10-10T18:00:00+08:00")
+    assert current["sections"][0] == {"key": "settlement", "title": "结算通道", "owners": ["li"], "state": "missing"}
+
+
+def test_answers_skip_and_edit(make_app: Callable[..., App]) -> None:
+    clock = FixedClock(at("2024-10-15 11:00"))
+    app = make_app(clock)
+    svc = app.service
+    team = svc.team(None)
+    recorded = svc.record("zhang", "1. 对账差错2笔。", platform="slack", message_id="D1:1.1")
+    assert isinstance(recorded, Recorded)
+    assert (recorded.section.key, recorded.cycle, recorded.update.late) == ("reconciliation", "2024-W42", False)
+    svc.record("zhang", "2. 覆盖率97%。", platform="slack", message_id="D1:1.2")
+    svc.edit("zhang", platform="slack", message_id="D1:1.1", text="1. 对账差错3笔。")
+    svc.skip("chen")
+    status = {s.key: s.state for s in svc.status(team).sections}
+    assert status["reconciliation"] == "submitted"
+    assert status["risk"] == "skipped"
+    assert status["gateway"] == "missing"
+    report = svc.report(team, summarize=False)
+    assert report.sections[1].content == "1. 对账差错3笔。\n2. 覆盖率97%。"
+    revisions = app.store.revisions(update_id=recorded.update.id)
+    assert [(r.action, r.text) for r in revisions] == [("create", "1. 对账差错2笔。"), ("edit", "1. 对账差错3笔。")]
+    clock.now = at("2024-10-18 09:00")
+    late = svc.record("liu", "网关稳定。", platform="slack", message_id="D2:9.9")
+    assert isinstance(late, Recorded) and late.update.late
+
+
+def test_owner_of_two_sections_is_asked_or_names_one(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    svc = app.service
+    asked = svc.record("li", "跨境收款方案评审通过。", platform="console", message_id="c1")
+    assert isinstance(asked, NeedsSection)
+    assert [s.key for _, s in asked.choices] == ["settlement", "o1_business"]
+    picked = svc.assign("li", asked.update.id, "o1_business")
+    assert (picked.section.key, picked.update.text) == ("o1_business", "跨境收款方案评审通过。")
+    by_title = svc.record("li", "【结算通道】\n成功率99.96%。", platform="console", message_id="c2")
+    assert isinstance(by_title, Recorded) and (by_title.section.key, by_title.update.text) == (
+        "settlement", "成功率99.96%。")
+    by_key = svc.record("li", "settlement: 交易4680笔。", platform="console", message_id="c3")
+    assert isinstance(by_key, Recorded) and (by_key.section.key, by_key.update.text) == ("settlement", "交易4680笔。")
+
+
+def test_empty_and_huge_messages_are_refused_and_store_nothing(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    svc = app.service
+    for text, why in (("   \n ", "empty"), ("长" * 20001, "too_long")):
+        with pytest.raises(UserError, match=why):
+            svc.record("zhang", text, platform="slack", message_id="D1:2.2")
+    assert app.store.update_by_message(platform="slack", message_id="D1:2.2") is None
+
+
+def test_before_the_first_cycle_is_a_clear_error(make_app: Callable[..., App], team_file: Path) -> None:
+    team_file.write_text(team_file.read_text(encoding="utf-8").replace("weeks: 1", "weeks: 1\n      start: 2030-W10"),
+                         encoding="utf-8")
+    app = make_app()
+    with pytest.raises(UserError, match="no cycle has opened yet"):
+        app.service.status(app.service.team(None))

@@ -1,0 +1,124 @@
+"""Storage on SQLite and PostgreSQL: migrations, revisions, dedupe, exactly-once claims."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import inspect
+
+from bot.model import Summary, SummaryItem
+from storage.db import current_revision, ensure_schema, head_revision, make_engine
+from storage.repo import Store
+
+T0 = datetime(2024, 10, 15, 3, 0, tzinfo=UTC)
+
+
+def store_for(url: str) -> Store:
+    engine = make_engine(url)
+    ensure_schema(engine)
+    store = Store(engine)
+    store.sync_team(key="t", title="T", sections=[("a", "A", "item"), ("b", "B", "heading")])
+    return store
+
+
+def test_migrations_create_every_table(prepared_db: str) -> None:
+    engine = make_engine(prepared_db)
+    assert current_revision(engine) == head_revision(engine) == "0001"
+    assert set(inspect(engine).get_table_names()) >= {
+        "teams", "sections", "members", "cycles", "updates", "update_revisions", "skips",
+        "processed_events", "outgoing_messages", "summaries", "alembic_version"}
+
+
+def test_empty_sqlite_is_upgraded_on_open(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    ensure_schema(engine)
+    assert current_revision(engine) == "0001"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_edit_and_delete_keep_every_revision(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    first, created = store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                                      message_id="D1:1.1", text="first text", at=T0, late=False)
+    assert created
+    store.edit_update(platform="slack", message_id="D1:1.1", text="second text", at=T0)
+    store.delete_update(platform="slack", message_id="D1:1.1", at=T0)
+    revisions = store.revisions(update_id=first.id)
+    assert [(r.number, r.action, r.text) for r in revisions] == [
+        (1, "create", "first text"), (2, "edit", "second text"), (3, "delete", "")]
+    assert store.updates(cycle_id=cycle.id) == []
+    assert [u.text for u in store.updates(cycle_id=cycle.id, include_deleted=True)] == ["second text"]
+    assert revisions[0].at == T0
+
+
+def test_same_message_is_stored_once(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    a, created_a = store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                                    message_id="D1:1.1", text="x", at=T0, late=False)
+    b, created_b = store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                                    message_id="D1:1.1", text="x", at=T0, late=False)
+    assert (created_a, created_b, a.id) == (True, False, b.id)
+    assert len(store.updates(cycle_id=cycle.id)) == 1
+
+
+def test_events_are_claimed_once(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    assert store.claim_event(platform="slack", event_id="Ev1", at=T0) is True
+    assert store.claim_event(platform="slack", event_id="Ev1", at=T0) is False
+    assert store.claim_event(platform="feishu", event_id="Ev1", at=T0) is True
+
+
+def test_outgoing_claim_is_won_by_exactly_one_of_many_threads(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    wins: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim() -> None:
+        barrier.wait()
+        wins.append(store.claim_outgoing(key="t|2024-W42|m|prompt|", team_key="t", cycle_label="2024-W42",
+                                         member_key="m", kind="prompt", offset_label="", at=T0))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(wins) == [False] * 7 + [True]
+    store.finish_outgoing(key="t|2024-W42|m|prompt|", ok=False, at=T0, error="boom")
+    assert store.reclaim_failed(key="t|2024-W42|m|prompt|", at=T0) is True
+    assert store.reclaim_failed(key="t|2024-W42|m|prompt|", at=T0) is False
+
+
+def test_cycles_are_created_once_under_concurrency(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    ids: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def ensure() -> None:
+        barrier.wait()
+        ids.append(store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0).id)
+
+    threads = [threading.Thread(target=ensure) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(set(ids)) == 1 and len(ids) == 6
+
+
+def test_summary_round_trips(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    summary = Summary(reflections=[SummaryItem("备份通道", ("a",))], next_week=[SummaryItem("上线", ("a", "b"))],
+                      source="llm", note=None, dropped=[{"text": "x", "why": "unknown source 'z'"}],
+                      prompt_version="summary-zh-1", model="m", tokens_in=10, tokens_out=5, latency_ms=7)
+    store.put_summary(cycle_id=cycle.id, cache_key="k1", summary=summary, at=T0)
+    got = store.get_summary(cache_key="k1")
+    assert got == summary
+    assert store.latest_summary(cycle_id=cycle.id, sources=("llm",)) == summary
+    assert store.latest_summary(cycle_id=cycle.id, sources=("imported",)) is None
