@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from bot.config import Settings, TeamFile, load_settings, load_team_file
-from bot.service import Clock, WeeklyService, utcnow
+from bot.notify import Sender
+from bot.model import Summary
+from bot.service import Clock, SummarizerLike, WeeklyService, utcnow
 from storage.db import ensure_schema, make_engine
 from storage.repo import Store
 
@@ -30,15 +32,40 @@ def build_app(
     engine = make_engine(db or settings.database_url)
     ensure_schema(engine)
     store = Store(engine)
-    service = WeeklyService(team_file, store, clock=clock, summarizer=make_summarizer(settings, store))
+    service = WeeklyService(team_file, store, clock=clock, summarizer=make_summarizer(settings, store, clock))
     service.sync()
     return App(settings=settings, team_file=team_file, store=store, service=service)
 
 
-def make_summarizer(settings: Settings, store: Store):  # type: ignore[no-untyped-def]
-    """The LLM summarizer when an OpenAI-compatible server is configured, else None (offline)."""
-    try:
-        from bot.summarize import build_summarizer
-    except ImportError:
+def build_senders(app: App) -> list[Sender]:
+    """The platforms the scheduler can reach members on, from the credentials that are set."""
+    senders: list[Sender] = []
+    if app.settings.slack_bot_token:
+        from handlers.slack import SlackSender
+
+        senders.append(SlackSender.from_app(app))
+    return senders
+
+
+class StoredSummaries:
+    """The summarizer's cache, in the database: asking again with nothing changed makes no call."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def get(self, key: str) -> Summary | None:
+        return self.store.get_summary(cache_key=key)
+
+    def put(self, key: str, summary: Summary, *, cycle_id: int | None = None) -> None:
+        if cycle_id is not None:
+            self.store.put_summary(cycle_id=cycle_id, cache_key=key, summary=summary, at=self.clock())
+
+
+def make_summarizer(settings: Settings, store: Store, clock: Clock = utcnow) -> SummarizerLike | None:
+    """The LLM summarizer when an OpenAI-compatible server is configured; None means offline only."""
+    if not settings.llm_enabled:
         return None
-    return build_summarizer(settings, store)
+    from handlers.llm import summarizer_from_settings
+
+    return summarizer_from_settings(settings, cache=StoredSummaries(store, clock))

@@ -7,10 +7,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import UserError
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.notify import Sender
 
 logger = logging.getLogger("weekly-bot")
 
@@ -30,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="talk to the bot in the terminal as any member")
     _common(p)
     p.add_argument("--as", dest="member", help="member key to speak as (default: the first lead)")
+
+    p = sub.add_parser("tick", help="send everything due at an instant once (prompts, reminders, escalations)")
+    _common(p)
+    p.add_argument("--at", help="ISO-8601 instant (default: now); without an offset, the team file's time zone")
+
+    p = sub.add_parser("clock", help="the scheduler alone: a tick every minute")
+    _common(p)
 
     p = sub.add_parser("status", help="who has answered")
     _common(p)
@@ -57,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate the team file, the database and the platforms' credentials")
     _common(p)
 
+    p = sub.add_parser("serve", help="HTTP: POST /slack/events and GET /healthz, plus the scheduler")
+    _common(p)
+    p.add_argument("--port", type=int, help="the port to listen on (default: $PORT or 3000)")
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="start no scheduler (run `weekly-bot clock` in one process instead)")
+
+    p = sub.add_parser("socket", help="Slack Socket Mode (SLACK_APP_TOKEN), plus the scheduler")
+    _common(p)
+    p.add_argument("--no-scheduler", action="store_true", help="start no scheduler")
+
     p = sub.add_parser("db", help="database maintenance")
     _common(p)
     p.add_argument("action", choices=["upgrade"])
@@ -66,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if os.environ.get("WEEKLY_DEBUG") else logging.WARNING,
-        format="weekly-bot: %(levelname)s: %(message)s",
+        format="weekly-bot: %(message)s",
     )
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -200,13 +222,113 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _senders(app):  # type: ignore[no-untyped-def]
+    from bot.app import build_senders
+
+    senders = build_senders(app)
+    if not senders:
+        raise UserError("no chat platform is configured (set SLACK_BOT_TOKEN): nothing could be delivered")
+    return senders
+
+
+def _instant(text: str | None, tz_name: str):  # type: ignore[no-untyped-def]
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--at {text!r} is not an ISO-8601 time (like 2024-10-14T10:00+08:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz_name))
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from bot.tick import tick
+
+    app = _app(args)
+    when = _instant(args.at, app.team_file.timezone)
+    sent = tick(app.service, _senders(app), when)
+    for s in sent:
+        state = "sent" if s.ok else f"FAILED ({s.error}); will retry"
+        offset = f" {s.due.offset}" if s.due.offset else ""
+        print(f"{s.due.kind}{offset} {s.due.team} {s.due.cycle} → {s.due.member} via {s.platform}: {state}")
+    if not sent:
+        print("nothing due")
+    return 1 if any(not s.ok for s in sent) else 0
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    from bot.clock import run_clock
+
+    logging.getLogger("bot").setLevel(logging.INFO)
+    app = _app(args)
+    run_clock(app, _senders(app))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
     return run_demo(sys.stdout, keep=args.keep)
 
 
+def _log_info() -> None:
+    """Long-running commands say what they do at INFO (WEEKLY_DEBUG=1 keeps DEBUG)."""
+    root = logging.getLogger()
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def _start_clock(app: App, senders: Sequence[Sender], *, enabled: bool) -> Callable[[], None]:
+    """The background scheduler, unless turned off or not in this build; returns its stop function."""
+    import importlib.util
+
+    if not enabled:
+        logger.info("scheduler off (--no-scheduler): run `weekly-bot clock` in one process")
+        return lambda: None
+    if importlib.util.find_spec("bot.clock") is None:
+        logger.info("scheduler not available in this build: chat only")
+        return lambda: None
+    from bot.clock import start_background_clock
+
+    logger.info("scheduler on: prompts, reminders and deadline notices are sent from this process")
+    return start_background_clock(app, senders)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.web import create_web_app, run_server, web_edges
+
+    _log_info()
+    app = _app(args)
+    edges = web_edges(app)
+    web = create_web_app(app, edges)
+    stop = _start_clock(app, [e.sender for e in edges], enabled=not args.no_scheduler)
+    try:
+        run_server(web, port=args.port if args.port is not None else app.settings.port)
+    finally:
+        stop()
+    return 0
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    from handlers.slack import build_slack, run_socket_mode
+
+    _log_info()
+    app = _app(args)
+    edge = build_slack(app, socket_mode=True)
+    stop = _start_clock(app, [edge.sender], enabled=not args.no_scheduler)
+    try:
+        run_socket_mode(edge, app.settings.slack_app_token or "")
+    finally:
+        stop()
+    return 0
+
+
 COMMANDS = {
+    "tick": cmd_tick,
+    "clock": cmd_clock,
     "status": cmd_status,
     "report": cmd_report,
     "import": cmd_import,
@@ -214,6 +336,8 @@ COMMANDS = {
     "db": cmd_db,
     "chat": cmd_chat,
     "demo": cmd_demo,
+    "serve": cmd_serve,
+    "socket": cmd_socket,
 }
 
 

@@ -42,7 +42,7 @@ def utcnow() -> datetime:
 
 
 class SummarizerLike(Protocol):
-    def summarize(self, request: SummaryRequest, *, cycle_id: int) -> Summary: ...
+    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary: ...
 
 
 @dataclass(frozen=True)
@@ -421,8 +421,15 @@ class WeeklyService:
         if self.summarizer is None:
             from bot.summary_offline import summarize_offline
 
-            return summarize_offline(request)
-        return self.summarizer.summarize(request, cycle_id=stored.id)
+            summary = summarize_offline(request)
+        else:
+            summary = self.summarizer.summarize(request, cycle_id=stored.id)
+        if summary.source == "offline":
+            # kept as this cycle's newest closing sections, so the next cycle's prompts know the plan
+            digest = hashlib.sha256(repr((request.sections, request.last_goals)).encode()).hexdigest()[:32]
+            self.store.put_summary(cycle_id=stored.id, cache_key=f"offline:{stored.id}:{digest}", summary=summary,
+                                   at=self.now())
+        return summary
 
     # -- import ------------------------------------------------------------------------------
     def import_reports(self, paths: Sequence[str], *, team: Team, label: str | None = None) -> ImportResult:

@@ -1,0 +1,544 @@
+"""LLM drafts of 收获与反思 and 下周工作及目标: prompt, token budget, split and merge, traceability, cache.
+
+No SDK is imported here: the chat model arrives as a `ChatModel` (handlers/llm.py wraps the openai
+SDK), so the core can be read and tested alone. Whatever goes wrong, `Summarizer.summarize` returns
+a Summary: the offline summarizer's, with a one-line note saying why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.model import SectionText, Summary, SummaryItem, SummaryRequest
+from prompts import Prompt, load_prompt
+
+logger = logging.getLogger(__name__)
+
+Part = Literal["reflections", "next_week"]
+PARTS: tuple[Part, Part] = ("reflections", "next_week")
+MESSAGE_OVERHEAD = 8  # role and framing tokens per chat message, rounded up
+MAX_MERGE_ROUNDS = 3
+_CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]")
+# A thousands comma only counts when three digits follow, so "3,120" is one number and "1,2" two.
+_NUMBER = re.compile(r"\d+(?:,\d{3}(?!\d))*(?:[.:/]\d+)*%?")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•·]\s+|\d+[.)]\s+|\d+、\s*|[（(]\d+[)）]\s*)")
+_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
+_MAX_OBJECT_STARTS = 50  # how many "{" to try when digging JSON out of prose
+
+
+# -- the chat model port ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChatReply:
+    """The model's raw answer and the tokens the server reported (0 when it reported none)."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class ChatUnavailable(Exception):
+    """The chat model gave no answer; the message is one short line for the summary's note."""
+
+
+class ChatTimeout(ChatUnavailable):
+    """The call, retries included, used up its whole time budget."""
+
+
+class ChatModel(Protocol):
+    """An OpenAI-compatible chat model: one system and one user message in, text out."""
+
+    def complete(self, *, system: str, user: str, schema: dict[str, Any]) -> ChatReply: ...
+
+
+class SummaryCache(Protocol):
+    """Generated summaries by cache key (the database in production, a dict in tests)."""
+
+    def get(self, key: str) -> Summary | None: ...
+
+    def put(self, key: str, summary: Summary, *, cycle_id: int | None = None) -> None: ...
+
+
+# -- token estimate -----------------------------------------------------------------------------
+def estimate_tokens(text: str) -> int:
+    """Rough tokens without a tokenizer download: a CJK character ≈ 1 token, other text ≈ 4 chars."""
+    cjk = len(_CJK.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def estimate_prompt_tokens(system: str, user: str) -> int:
+    """Estimated input tokens of one chat call with these two messages."""
+    return estimate_tokens(system) + estimate_tokens(user) + 2 * MESSAGE_OVERHEAD
+
+
+# -- the answer ---------------------------------------------------------------------------------
+class AnswerError(ValueError):
+    """The model's answer is not the JSON we asked for; the message says how, in a few words."""
+
+
+class AnswerItem(BaseModel):
+    """One item as the model wrote it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str
+    sources: list[str] = Field(default_factory=list)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        return [v] if isinstance(v, str) else v
+
+
+class Answer(BaseModel):
+    """The JSON the prompt asks for: reflections and next_week, each a list of items."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reflections: list[AnswerItem] = Field(default_factory=list)
+    next_week: list[AnswerItem] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _has_a_part(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not ({"reflections", "next_week"} & data.keys()):
+            raise ValueError("neither 'reflections' nor 'next_week'")
+        return data
+
+
+def parse_answer(text: str) -> Answer:
+    """Validate the model's answer, tolerating ```json fences and prose around the object."""
+    if not text.strip():
+        raise AnswerError("empty answer")
+    found_json = False
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        for obj in _json_objects(candidate):
+            found_json = True
+            try:
+                return Answer.model_validate(obj)
+            except ValidationError:
+                continue
+    raise AnswerError("JSON not in the expected shape" if found_json else "not JSON")
+
+
+def _json_objects(text: str) -> Iterable[dict[str, Any]]:
+    """JSON objects that start at a "{" in `text`, first to last."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    tries = 0
+    while start != -1 and tries < _MAX_OBJECT_STARTS:
+        tries += 1
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(obj, dict):
+                yield obj
+        start = text.find("{", start + 1)
+
+
+def answer_schema(keys: Sequence[str]) -> dict[str, Any]:
+    """The JSON schema for structured output; sources are limited to the keys the model was shown."""
+    source: dict[str, Any] = {"type": "string"}
+    if keys:
+        source["enum"] = list(keys)
+    item = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "sources": {"type": "array", "items": source}},
+        "required": ["text", "sources"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {part: {"type": "array", "items": item} for part in PARTS},
+        "required": list(PARTS),
+        "additionalProperties": False,
+    }
+
+
+# -- traceability guard -------------------------------------------------------------------------
+def numbers_in(text: str) -> set[str]:
+    """The numbers written in `text`, normalised ("3,120" → "3120", "99.5%" → "99.5")."""
+    normal = unicodedata.normalize("NFKC", text)
+    return {m.group(0).replace(",", "").rstrip("%") for m in _NUMBER.finditer(normal)}
+
+
+def untraceable(text: str, sources: Sequence[str], sections: Mapping[str, SectionText]) -> str | None:
+    """Why an item cannot be traced to its sources, or None when it can."""
+    if not sources:
+        return "no sources"
+    unknown = [s for s in sources if s not in sections]
+    if unknown:
+        return "unknown source " + ", ".join(repr(s) for s in unknown)
+    haystack: set[str] = set()
+    for key in sources:
+        haystack |= numbers_in(sections[key].title) | numbers_in(sections[key].content)
+    missing = sorted(numbers_in(text) - haystack)
+    if missing:
+        return "number " + ", ".join(missing) + " not in its sources"
+    return None
+
+
+def clean_text(text: str) -> str:
+    """The item's sentence without a list marker the model may have put in front."""
+    return _LIST_MARKER.sub("", " ".join(text.split()), count=1).strip()
+
+
+@dataclass
+class Guarded:
+    """Items that passed the guard, per part, and what was dropped and why."""
+
+    items: dict[Part, list[SummaryItem]] = field(default_factory=lambda: {p: [] for p in PARTS})
+    dropped: list[dict[str, object]] = field(default_factory=list)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.items.values())
+
+
+def guard(answer: Answer, sections: Mapping[str, SectionText]) -> Guarded:
+    """Keep the items whose sources are this report's sections and whose numbers appear in them."""
+    out = Guarded()
+    for part in PARTS:
+        seen: set[str] = set()
+        for raw in getattr(answer, part):
+            text = clean_text(raw.text)
+            sources = tuple(dict.fromkeys(s.strip() for s in raw.sources if s.strip()))
+            if not text or text in seen:
+                continue
+            seen.add(text)
+            reason = untraceable(text, sources, sections)
+            if reason:
+                out.dropped.append({"part": part, "text": text, "sources": list(sources), "reason": reason})
+            else:
+                out.items[part].append(SummaryItem(text, sources))
+    return out
+
+
+# -- what goes to the model ---------------------------------------------------------------------
+def quote(obj: object) -> str:
+    """One JSON line of data; "</" is escaped so the owners' text cannot close the tag around it."""
+    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
+
+
+def section_line(section: SectionText, content: str | None = None) -> str:
+    """A section as quoted data: key, title and the owners' text."""
+    body = section.content if content is None else content
+    return quote({"key": section.key, "title": section.title, "content": body})
+
+
+def goal_lines(goals: Iterable[SummaryItem]) -> str:
+    """Last cycle's goals as quoted data, one per line."""
+    return "\n".join(quote({"text": g.text, "sources": list(g.sources)}) for g in goals)
+
+
+def draft_lines(drafts: Iterable[tuple[Part, SummaryItem]]) -> str:
+    """Items drafted per group, as quoted data for the merge call."""
+    return "\n".join(quote({"part": p, "text": i.text, "sources": list(i.sources)}) for p, i in drafts)
+
+
+def cache_key(request: SummaryRequest, prompt_version: str, model: str) -> str:
+    """sha256 of the inputs, the prompt version and the model: equal keys, equal summaries."""
+    payload = {
+        "team": request.team_title,
+        "cycle": request.cycle,
+        "language": request.language,
+        "sections": [[s.key, s.title, s.state, s.content] for s in request.sections],
+        "last_goals": [[g.text, list(g.sources)] for g in request.last_goals],
+        "prompt": prompt_version,
+        "model": model,
+    }
+    raw = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class _Fallback(Exception):
+    """The LLM path cannot give a summary; the message completes the note."""
+
+
+@dataclass
+class _Run:
+    """What one summarize() spent and dropped, kept whichever way it ends."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    dropped: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One request being summarized, with its prompt and lookups."""
+
+    request: SummaryRequest
+    prompt: Prompt
+    sections: Mapping[str, SectionText]  # every section of the report, by key
+
+    def user(self, sections: Sequence[str], goals: Sequence[SummaryItem]) -> str:
+        return self.prompt.user(
+            team=self.request.team_title, cycle=self.request.cycle,
+            sections="\n".join(sections), last_goals=goal_lines(goals),
+        )
+
+    def merge(self, drafts: Sequence[tuple[Part, SummaryItem]]) -> str:
+        return self.prompt.merge(
+            team=self.request.team_title, cycle=self.request.cycle,
+            drafts=draft_lines(drafts), last_goals=goal_lines(self.request.last_goals),
+        )
+
+    def tokens(self, user: str) -> int:
+        return estimate_prompt_tokens(self.prompt.system, user)
+
+
+# -- the use-case -------------------------------------------------------------------------------
+class Summarizer:
+    """Drafts a report's closing sections with a chat model, falling back to the offline summarizer."""
+
+    def __init__(
+        self,
+        chat: ChatModel | None,
+        *,
+        model: str,
+        max_input_tokens: int = 24000,
+        cache: SummaryCache | None = None,
+        timeout: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.chat = chat
+        self.model = model
+        self.max_input_tokens = max_input_tokens
+        self.cache = cache
+        self.timeout = timeout
+        self._clock = clock
+
+    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary:
+        """The summary for one report: cached, from the model, or offline with a note saying why."""
+        started = self._clock()
+        run = _Run()
+        if self.chat is None:
+            return self._offline(request, "LLM not configured (set OPENAI_API_KEY or OPENAI_BASE_URL)", run, started)
+        try:
+            prompt = load_prompt(request.language)
+        except (ValueError, OSError):
+            logger.exception("summary prompt for %r cannot be loaded", request.language)
+            return self._offline(request, "LLM prompt unavailable", run, started)
+        key = cache_key(request, prompt.version, self.model)
+        cached = self._cache_get(key)
+        if cached is not None:
+            return replace(cached, calls=0)
+        try:
+            summary = self._from_model(_Job(request, prompt, {s.key: s for s in request.sections}), run)
+        except ChatTimeout:
+            reason = f"LLM unavailable (timeout after {self.timeout:g} s)"
+        except ChatUnavailable as e:
+            reason = f"LLM unavailable ({e})"
+        except AnswerError as e:
+            reason = f"LLM answer unusable ({e})"
+        except _Fallback as e:
+            reason = str(e)
+        except Exception:  # the report must come whatever the model or the network did
+            logger.exception("LLM summary failed")
+            reason = "LLM summary failed (unexpected error)"
+        else:
+            summary.latency_ms = self._ms_since(started)
+            self._cache_put(key, summary, cycle_id)
+            return summary
+        return self._offline(request, reason, run, started)
+
+    # -- the LLM path --
+    def _from_model(self, job: _Job, run: _Run) -> Summary:
+        present = [s for s in job.request.sections if s.content.strip()]
+        if not present:
+            raise _Fallback("no section has text yet")
+        user = job.user([section_line(s) for s in present], job.request.last_goals)
+        if job.tokens(user) <= self.max_input_tokens:
+            final = guard(self._ask(job, user, [s.key for s in present], run), job.sections)
+        else:
+            final = self._split_and_merge(job, present, run)
+        run.dropped.extend(final.dropped)
+        if final.count() == 0 and run.dropped:
+            raise _Fallback("no LLM item passed the traceability check")
+        return Summary(
+            reflections=final.items["reflections"], next_week=final.items["next_week"], source="llm",
+            dropped=list(run.dropped), prompt_version=job.prompt.version, model=self.model,
+            tokens_in=run.tokens_in, tokens_out=run.tokens_out, calls=run.calls,
+        )
+
+    def _split_and_merge(self, job: _Job, present: Sequence[SectionText], run: _Run) -> Guarded:
+        """Summarize groups of sections that each fit the budget, then merge their items in one call."""
+        groups = self._groups(job, present)
+        logger.debug("summary split into %d groups of sections", len(groups))
+        drafts: list[tuple[Part, SummaryItem]] = []
+        for lines, keys in groups:
+            user = job.user(lines, self._goals_for(job, keys))
+            partial = guard(self._ask(job, user, keys, run), job.sections)
+            run.dropped.extend(partial.dropped)
+            drafts.extend((part, item) for part in PARTS for item in partial.items[part])
+        if not drafts:
+            return Guarded()
+        return guard(self._merge(job, drafts, run), job.sections)
+
+    def _merge(self, job: _Job, drafts: list[tuple[Part, SummaryItem]], run: _Run) -> Answer:
+        """One call over all drafts; when they do not fit, merge batches first (a few rounds at most)."""
+        for _ in range(MAX_MERGE_ROUNDS):
+            user = job.merge(drafts)
+            if job.tokens(user) <= self.max_input_tokens:
+                return self._ask(job, user, _draft_keys(drafts), run)
+            merged: list[tuple[Part, SummaryItem]] = []
+            for batch in self._batches(job, drafts):
+                partial = guard(self._ask(job, job.merge(batch), _draft_keys(batch), run), job.sections)
+                run.dropped.extend(partial.dropped)
+                merged.extend((part, item) for part in PARTS for item in partial.items[part])
+            if not merged:
+                return Answer()
+            if len(merged) >= len(drafts):
+                break
+            drafts = merged
+        raise _Fallback("too many drafted items to merge within WEEKLY_LLM_MAX_INPUT_TOKENS")
+
+    def _ask(self, job: _Job, user: str, keys: Sequence[str], run: _Run) -> Answer:
+        """One chat call; tokens the server does not report are estimated."""
+        assert self.chat is not None
+        run.calls += 1
+        logger.debug("summary call %d: ~%d input tokens", run.calls, job.tokens(user))
+        reply = self.chat.complete(system=job.prompt.system, user=user, schema=answer_schema(keys))
+        run.tokens_in += reply.tokens_in or job.tokens(user)
+        run.tokens_out += reply.tokens_out or estimate_tokens(reply.text)
+        return parse_answer(reply.text)
+
+    # -- packing within the budget --
+    # Packing adds up per-piece estimates: never less than the estimate of the joined prompt
+    # (a sum of rounded-up parts), so every packed call is within budget without rebuilding it.
+    def _groups(self, job: _Job, present: Sequence[SectionText]) -> list[tuple[list[str], list[str]]]:
+        """Sections in report order, packed greedily into groups whose call fits the budget."""
+        base = job.tokens(job.user([], []))
+        groups: list[tuple[list[str], list[str]]] = []
+        lines: list[str] = []
+        keys: list[str] = []
+        goals: set[int] = set()
+        used = base
+        for section in present:
+            line = section_line(section)
+            extra = _piece(line) + self._goal_cost(job, section.key, goals)
+            if lines and used + extra > self.max_input_tokens:
+                groups.append((lines, keys))
+                lines, keys, goals, used = [], [], set(), base
+                extra = _piece(line) + self._goal_cost(job, section.key, goals)
+            if not lines and base + extra > self.max_input_tokens:
+                line = self._truncated(job, section)
+                extra = _piece(line) + self._goal_cost(job, section.key, goals)
+            lines.append(line)
+            keys.append(section.key)
+            goals |= {i for i, g in enumerate(job.request.last_goals) if section.key in g.sources}
+            used += extra
+        if lines:
+            groups.append((lines, keys))
+        return groups
+
+    @staticmethod
+    def _goal_cost(job: _Job, key: str, included: set[int]) -> int:
+        """Estimated tokens of last cycle's goals that `key` brings into its group."""
+        return sum(
+            _piece(goal_lines([g]))
+            for i, g in enumerate(job.request.last_goals)
+            if i not in included and key in g.sources
+        )
+
+    def _truncated(self, job: _Job, section: SectionText) -> str:
+        """The longest head of one oversized section that fits alone (binary search on its length)."""
+
+        def fits(line: str) -> bool:
+            return job.tokens(job.user([line], self._goals_for(job, [section.key]))) <= self.max_input_tokens
+
+        lo, hi = 0, len(section.content)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(section_line(section, section.content[:mid] + "…")):
+                lo = mid
+            else:
+                hi = mid - 1
+        line = section_line(section, section.content[:lo] + "…")
+        if not fits(line):
+            raise _Fallback(f"WEEKLY_LLM_MAX_INPUT_TOKENS={self.max_input_tokens} is too small for the prompt")
+        logger.debug("section %s cut to %d of %d characters to fit the budget", section.key, lo, len(section.content))
+        return line
+
+    def _batches(
+        self, job: _Job, drafts: list[tuple[Part, SummaryItem]]
+    ) -> list[list[tuple[Part, SummaryItem]]]:
+        """Drafts packed greedily into merge calls that fit the budget."""
+        base = job.tokens(job.merge([]))
+        batches: list[list[tuple[Part, SummaryItem]]] = [[]]
+        used = base
+        for draft in drafts:
+            extra = _piece(draft_lines([draft]))
+            if base + extra > self.max_input_tokens:
+                raise _Fallback(f"WEEKLY_LLM_MAX_INPUT_TOKENS={self.max_input_tokens} is too small to merge")
+            if batches[-1] and used + extra > self.max_input_tokens:
+                batches.append([])
+                used = base
+            batches[-1].append(draft)
+            used += extra
+        return batches
+
+    @staticmethod
+    def _goals_for(job: _Job, keys: Sequence[str]) -> list[SummaryItem]:
+        """Last cycle's goals that concern these sections (the merge call sees them all)."""
+        wanted = set(keys)
+        return [g for g in job.request.last_goals if wanted.intersection(g.sources)]
+
+    # -- fallback, cache, clock --
+    def _offline(self, request: SummaryRequest, reason: str, run: _Run, started: float) -> Summary:
+        from bot.summary_offline import summarize_offline
+
+        # the caller shows `note` to the user (stderr, chat); a log line at WARNING would say it twice
+        logger.info("summary for %s %s: %s; using the offline summary", request.team_title, request.cycle, reason)
+        summary = summarize_offline(request)
+        return replace(
+            summary, source="offline", note=f"{reason}: offline summary used",
+            dropped=list(run.dropped) + list(summary.dropped), tokens_in=run.tokens_in,
+            tokens_out=run.tokens_out, calls=run.calls, latency_ms=self._ms_since(started),
+        )
+
+    def _cache_get(self, key: str) -> Summary | None:
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except Exception:  # a broken cache costs a call, never the report
+            logger.exception("summary cache lookup failed")
+            return None
+
+    def _cache_put(self, key: str, summary: Summary, cycle_id: int | None) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(key, summary, cycle_id=cycle_id)
+        except Exception:
+            logger.exception("summary cache store failed")
+
+    def _ms_since(self, started: float) -> int:
+        return max(0, round((self._clock() - started) * 1000))
+
+
+def _piece(text: str) -> int:
+    """Estimated tokens of one line of data and the newline that joins it."""
+    return estimate_tokens(text + "\n")
+
+
+def _draft_keys(drafts: Iterable[tuple[Part, SummaryItem]]) -> list[str]:
+    """The section keys the drafts cite, first-seen order."""
+    return list(dict.fromkeys(k for _, item in drafts for k in item.sources))

@@ -1,0 +1,136 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1 (port 0) for tests.
+
+It records every request body and answers each one as the test's script says: a JSON answer,
+an error status (with headers such as Retry-After), a reply that comes too late, or garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted HTTP response; `delay` seconds pass before it is sent."""
+
+    status: int = 200
+    body: Any = None  # dict/list → JSON, str → sent as is
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+Script = Callable[[dict[str, Any], int], Reply]
+
+
+def answer(content: str | dict[str, Any], *, tokens_in: int = 120, tokens_out: int = 40) -> Reply:
+    """A 200 chat completion whose message content is `content` (a dict is sent as its JSON)."""
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    return Reply(body={
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1728000000,
+        "model": "fake-model",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+    })
+
+
+def error(status: int, message: str, *, headers: dict[str, str] | None = None, param: str | None = None) -> Reply:
+    """An OpenAI-style error response."""
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+    return Reply(status=status, body=body, headers=headers or {})
+
+
+def late(seconds: float) -> Reply:
+    """A reply that only comes after `seconds` (longer than the client will wait)."""
+    return Reply(delay=seconds, body={"error": {"message": "too late"}}, status=500)
+
+
+def sequence(replies: Sequence[Reply]) -> Script:
+    """Answer the n-th request with the n-th reply (the last one repeats)."""
+    return lambda _body, n: replies[min(n, len(replies) - 1)]
+
+
+class FakeOpenAI:
+    """The server; use as a context manager. `requests` holds every JSON body received, in order."""
+
+    def __init__(self, script: Script | Reply) -> None:
+        self.script: Script = script if callable(script) else sequence([script])
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self._stopping.set()  # wakes handlers still sleeping on a late reply
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def record(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            n = len(self.requests)
+            self.requests.append(body)
+        return self.script(body, n)
+
+    def wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(Reply(status=404, body={"error": {"message": f"no route {self.path}"}}))
+                return
+            reply = fake.record(json.loads(raw or b"{}"))
+            if reply.delay:
+                fake.wait(reply.delay)
+            self._send(reply)
+
+        def _send(self, reply: Reply) -> None:
+            if isinstance(reply.body, str):
+                payload, ctype = reply.body.encode("utf-8"), "text/plain; charset=utf-8"
+            else:
+                payload, ctype = json.dumps(reply.body, ensure_ascii=False).encode("utf-8"), "application/json"
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting, as a timeout test intends
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler

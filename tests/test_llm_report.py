@@ -1,0 +1,66 @@
+"""`weekly-bot report --summarize` end to end against a fake OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import EXAMPLES
+from .fakes.openai_server import FakeOpenAI, answer, error
+
+W40 = EXAMPLES / "report-2024-W40.md"
+ANSWER = {
+    "reflections": [
+        {"text": "清算文件延迟35分钟暴露了批量任务缺少超时告警。", "sources": ["incidents"]},
+        {"text": "误拦率降到0.12%，说明规则迭代有效。", "sources": ["risk", "hr"]},
+    ],
+    "next_week": [
+        {"text": "招商银行直连10月下旬上线。", "sources": ["settlement"]},
+        {"text": "商户进件自动化推进到99%。", "sources": ["o1_business"]},
+    ],
+}
+
+
+def cli(tmp_path: Path, *args: str, base_url: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'weekly.db'}", "OPENAI_API_KEY": "sk-test",
+           "OPENAI_BASE_URL": base_url, "WEEKLY_LLM_MODEL": "fake-model", "WEEKLY_LLM_TIMEOUT": "3"}
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=60)
+
+
+def test_report_uses_the_model_once_and_keeps_only_traceable_items(tmp_path: Path) -> None:
+    with FakeOpenAI(answer(ANSWER, tokens_in=900, tokens_out=120)) as server:
+        assert cli(tmp_path, "import", str(W40), base_url=server.base_url).returncode == 0
+        first = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json",
+                    base_url=server.base_url)
+        assert first.returncode == 0, first.stderr
+        data = json.loads(first.stdout)
+        assert data["summary_source"] == "llm"
+        assert data["reflections"] == [{"text": "清算文件延迟35分钟暴露了批量任务缺少超时告警。", "sources": ["incidents"]}]
+        assert data["next_week"] == [{"text": "招商银行直连10月下旬上线。", "sources": ["settlement"]}]
+        assert "1. 清算文件延迟35分钟暴露了批量任务缺少超时告警。（来源：生产事件）" in data["markdown"]
+        assert "900 tokens in, 120 out" in first.stderr
+        assert len(server.requests) == 1
+        system, user = server.requests[0]["messages"]
+        assert system["role"] == "system" and "通道数据" not in system["content"]
+        assert "本周处理交易3120笔" in user["content"]
+
+        again = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", base_url=server.base_url)
+        assert again.returncode == 0
+        assert len(server.requests) == 1  # cached in the database: no second call
+
+
+def test_a_failing_model_still_gives_the_report_offline_with_one_line(tmp_path: Path) -> None:
+    with FakeOpenAI(error(500, "upstream exploded")) as server:
+        cli(tmp_path, "import", str(W40), base_url=server.base_url)
+        result = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json",
+                     base_url=server.base_url)
+    assert result.returncode == 0
+    data = json.loads(result.stdout)
+    assert data["summary_source"] == "offline"
+    assert data["reflections"] and data["next_week"]
+    assert result.stderr.splitlines()[0].startswith("weekly-bot: LLM unavailable (HTTP 500")
+    assert result.stderr.splitlines()[0].endswith("offline summary used")
