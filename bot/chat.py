@@ -65,8 +65,8 @@ class ChatBot:
     def lang(self, member: str | None = None) -> Lang:
         teams = [t for t, _ in self.service.owned_sections(member)] if member else []
         leads = [t for t in self.service.team_file.teams if member and member in t.leads]
-        team = (teams or leads or [None])[0]
-        return self.service.lang(team) if team else self.service.team_file.language
+        mine = teams or leads
+        return self.service.lang(mine[0]) if mine else self.service.team_file.language
 
     def _guard(self, member: str | None, fn: Callable[[], list[Reply]]) -> list[Reply]:
         try:

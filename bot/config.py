@@ -300,8 +300,8 @@ def load_team_file(path: str | Path) -> TeamFile:
     try:
         duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
         if duplicate:
-            key_path, mark = duplicate
-            raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: {key_path}: duplicate key "
+            key_path, key_mark = duplicate
+            raise ConfigError(f"{name}:{key_mark.line + 1}:{key_mark.column + 1}: {key_path}: duplicate key "
                               f"(written twice; YAML would silently keep the last)")
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:

@@ -266,10 +266,10 @@ class WeeklyService:
         for team, sec in owned:
             if sec.key == key:
                 return team, sec
-        sec = default.section(key)
-        if sec is None:
+        found = default.section(key)
+        if found is None:
             raise UserError(f"unknown section {key!r}")
-        return default, sec
+        return default, found
 
     def assign(self, member: str, update_id: int, section_key: str) -> Recorded:
         """The owner's pick for a parked update; moves it to that section's team cycle if needed."""
