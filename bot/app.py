@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from bot.config import Settings, TeamFile, load_settings, load_team_file
-from bot.notify import Sender
 from bot.model import Summary
+from bot.notify import Sender
 from bot.service import Clock, SummarizerLike, WeeklyService, utcnow
 from storage.db import ensure_schema, make_engine
 from storage.repo import Store

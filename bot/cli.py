@@ -275,21 +275,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _log_info() -> None:
-    """Long-running commands say what they do at INFO (WEEKLY_DEBUG=1 keeps DEBUG)."""
-    root = logging.getLogger()
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
+    """Long-running commands say what they do at INFO; libraries stay at WARNING (WEEKLY_DEBUG=1: DEBUG)."""
+    if not os.environ.get("WEEKLY_DEBUG"):
+        for name in ("weekly-bot", "bot", "handlers", "storage"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _start_clock(app: App, senders: Sequence[Sender], *, enabled: bool) -> Callable[[], None]:
-    """The background scheduler, unless turned off or not in this build; returns its stop function."""
-    import importlib.util
-
+    """The background scheduler unless turned off; returns its stop function."""
     if not enabled:
         logger.info("scheduler off (--no-scheduler): run `weekly-bot clock` in one process")
-        return lambda: None
-    if importlib.util.find_spec("bot.clock") is None:
-        logger.info("scheduler not available in this build: chat only")
         return lambda: None
     from bot.clock import start_background_clock
 

@@ -1,0 +1,543 @@
+"""Slack through Bolt: DMs, `/weekly` and button presses become ChatBot calls; replies go out by the Web API.
+
+Every listener is a Bolt ack function plus a lazy one. The ack function does the quick, durable part
+before Slack gets its 200 (dedupe, store the answer, decide what to say); the lazy function runs after
+the ack and does everything slow: the summarizer, Web API calls, waiting out a 429.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_bolt import App as BoltApp
+from slack_bolt import BoltContext, BoltRequest, BoltResponse
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.context.ack import Ack
+from slack_bolt.context.respond import Respond
+from slack_bolt.error import BoltError
+from slack_bolt.middleware.request_verification import RequestVerification
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bot.app import App
+from bot.chat import ChatBot, Outcome, Reply
+from bot.config import Settings
+from bot.errors import UserError
+from bot.i18n import t
+from bot.notify import SendError
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+ACTION_PREFIX = "weekly_"
+PENDING = "weekly_pending"  # the context key an ack function leaves its work under for the lazy one
+BLOCK_TEXT_LIMIT = 3000  # Block Kit: characters in one section's text
+MESSAGE_TEXT_LIMIT = 39000  # chat.postMessage truncates text past 40,000 characters
+MAX_BLOCKS = 50
+MAX_BUTTONS = 25
+QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
+_MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+# -- the Web API client ----------------------------------------------------------------------
+def make_client(settings: Settings) -> WebClient:
+    """The bot token's Web API client at SLACK_API_URL, retrying 429s (Retry-After) and dropped connections."""
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url.rstrip("/") + "/",
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+
+
+def describe(error: Exception) -> str:
+    """A Web API failure in one short line: Slack's error code, never a request or message body."""
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error") or f"HTTP {error.response.status_code}")
+    return f"{type(error).__name__}: {error}"
+
+
+# -- Slack's text markup ---------------------------------------------------------------------
+def from_slack(text: str, name_of: Callable[[str], str | None]) -> str:
+    """Slack's message markup as plain text: mentions and links readable, &amp; &lt; &gt; decoded."""
+
+    def one(m: re.Match[str]) -> str:
+        target, label = m.group(1), m.group(2)
+        if target.startswith("@"):
+            return "@" + (name_of(target[1:]) or label or target[1:])
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            return "@" + (label or target[1:].split("^")[0]).lstrip("@")
+        url = target.removeprefix("mailto:")
+        if not label or label in target:
+            return label or url
+        return f"{label} ({url})"
+
+    plain = _MARKUP.sub(one, text or "")
+    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def to_slack(text: str) -> str:
+    """Plain text as Slack markup: & < > escaped, except a leading `>` that quotes a line."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"(?m)^&gt;", ">", escaped)
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """Cut text into pieces of at most `size` characters, at line ends where possible."""
+    out: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", 0, size)
+        cut = cut if cut > 0 else size
+        out.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return out + [text.rstrip("\n")] if text.strip() else out
+
+
+def action_id(action: str, n: int) -> str:
+    """`weekly_assign`, then `weekly_assign.2`…: action ids must be unique within a block."""
+    return f"{ACTION_PREFIX}{action}" if n == 1 else f"{ACTION_PREFIX}{action}.{n}"
+
+
+def action_of(slack_action_id: str) -> str:
+    """The ChatBot action (`assign`, `publish`) behind a button's action id."""
+    return slack_action_id.removeprefix(ACTION_PREFIX).split(".", 1)[0]
+
+
+def blocks_for(reply: Reply) -> list[dict[str, Any]] | None:
+    """Block Kit for a reply with buttons (its text in sections, then the buttons); None without buttons."""
+    if not reply.buttons:
+        return None
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+        for chunk in _chunks(to_slack(reply.text), BLOCK_TEXT_LIMIT)
+    ][: MAX_BLOCKS - 1]
+    seen: dict[str, int] = {}
+    elements = []
+    for b in reply.buttons[:MAX_BUTTONS]:
+        seen[b.action] = seen.get(b.action, 0) + 1
+        elements.append({"type": "button", "text": {"type": "plain_text", "text": b.label[:75]},
+                         "action_id": action_id(b.action, seen[b.action]), "value": b.value})
+    blocks.append({"type": "actions", "elements": elements})
+    return blocks
+
+
+def fallback_text(text: str) -> str:
+    """A message's `text` (notifications, and the whole message when it has no blocks)."""
+    escaped = to_slack(text)
+    return escaped if len(escaped) <= MESSAGE_TEXT_LIMIT else escaped[: MESSAGE_TEXT_LIMIT - 1] + "…"
+
+
+# -- which events concern us -----------------------------------------------------------------
+@dataclass(frozen=True)
+class DirectMessage:
+    """A person's message in their DM with the bot: new, edited or deleted."""
+
+    kind: Literal["message", "edit", "delete"]
+    user: str
+    channel: str
+    ts: str
+    text: str = ""
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.channel}:{self.ts}"
+
+
+_PLAIN_SUBTYPES = (None, "file_share", "thread_broadcast")
+
+
+def _from_bot(message: dict[str, Any]) -> bool:
+    return bool(message.get("bot_id") or message.get("bot_profile") or message.get("subtype") == "bot_message")
+
+
+def classify(event: dict[str, Any]) -> DirectMessage | None:
+    """What a `message` event means here, or None: not a DM, a bot's, or a change that isn't the text."""
+    if event.get("channel_type") != "im":
+        return None
+    channel, subtype = str(event.get("channel") or ""), event.get("subtype")
+    if subtype in _PLAIN_SUBTYPES:
+        if _from_bot(event) or not event.get("user"):
+            return None
+        return DirectMessage("message", event["user"], channel, str(event.get("ts")), event.get("text") or "")
+    if subtype == "message_changed":
+        new, old = event.get("message") or {}, event.get("previous_message") or {}
+        if _from_bot(new) or not new.get("user") or new.get("subtype") not in _PLAIN_SUBTYPES:
+            return None
+        if old and new.get("text") == old.get("text"):  # a link unfurled, a file added: nothing to store
+            return None
+        return DirectMessage("edit", new["user"], channel, str(new.get("ts")), new.get("text") or "")
+    if subtype == "message_deleted":
+        old = event.get("previous_message") or {}
+        if _from_bot(old) or not old.get("user"):
+            return None
+        return DirectMessage("delete", old["user"], channel, str(event.get("deleted_ts") or old.get("ts")))
+    return None
+
+
+def command_text(text: str) -> str | None:
+    """The words after `/weekly` when a DM is written as a command (ChatBot's own rule), else None."""
+    stripped = text.strip()
+    if not stripped.startswith(("/weekly", "／weekly")):
+        return None
+    parts = stripped.split(None, 1)
+    return parts[1] if len(parts) > 1 else ""
+
+
+# -- people ----------------------------------------------------------------------------------
+class SlackDirectory:
+    """Members and Slack user ids: the team file's ids, else found by email and cached in the database."""
+
+    def __init__(self, client: WebClient, app: App) -> None:
+        self.client = client
+        self.app = app
+        # before an ack there is no time to wait out a 429: one short try, no retries
+        self._quick = WebClient(token=client.token, base_url=client.base_url, timeout=QUICK_TIMEOUT_S,
+                                retry_handlers=[])
+        self._no_match: set[str] = set()  # user ids whose email matched no member (this process)
+
+    def known_ids(self) -> dict[str, str]:
+        """member key → Slack user id, the team file winning over the cache."""
+        ids = self.app.store.member_platform_ids(platform=PLATFORM)
+        ids.update({k: m.slack for k, m in self.app.team_file.members.items() if m.slack})
+        return ids
+
+    def knows(self, member: str) -> bool:
+        m = self.app.team_file.members.get(member)
+        return m is not None and bool(m.slack or m.email or self.known_ids().get(member))
+
+    def user_id(self, member: str) -> str:
+        """The member's Slack id; looked up by email (users.lookupByEmail) once, then cached."""
+        found = self.known_ids().get(member)
+        if found:
+            return found
+        m = self.app.team_file.members.get(member)
+        if m is None or not m.email:
+            raise SendError(f"Slack: member {member} has no Slack id or email in the team file")
+        try:
+            user = self.client.users_lookupByEmail(email=m.email)["user"]
+        except SlackApiError as e:
+            raise SendError(f"Slack: no user with member {member}'s email ({describe(e)})") from e
+        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=user["id"])
+        logger.info("Slack: member %s is %s (found by email)", member, user["id"])
+        return str(user["id"])
+
+    def recognise(self, user_id: str) -> None:
+        """Make sure a Slack user who owns no id in the team file is matched to a member by email."""
+        known = self.known_ids()
+        if user_id in known.values() or user_id in self._no_match:
+            return
+        candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
+        email = ""
+        if candidates:
+            # a failure here (a 429, say) reaches the person as "try again", and nothing is cached
+            profile = self._quick.users_info(user=user_id)["user"].get("profile") or {}
+            email = str(profile.get("email") or "").lower()
+        member = candidates.get(email) if email else None
+        if member is None:
+            self._no_match.add(user_id)
+            return
+        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=user_id)
+        logger.info("Slack: member %s is %s (matched by email)", member, user_id)
+
+    def name_of(self, user_id: str) -> str | None:
+        """A member's name for an `<@U…>` mention, when the user is a member."""
+        member = next((k for k, v in self.known_ids().items() if v == user_id), None)
+        return self.app.team_file.members[member].name if member else None
+
+
+# -- sending ---------------------------------------------------------------------------------
+class SlackSender:
+    """bot.notify.Sender for Slack: DMs members, posts to channels, uploads files (files upload v2)."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: WebClient, directory: SlackDirectory) -> None:
+        self.client = client
+        self.directory = directory
+        self._dm_channels: dict[str, str] = {}
+
+    @classmethod
+    def from_app(cls, app: App) -> SlackSender:
+        """A sender alone, for the scheduler (`clock`, `tick`): the Web API client without Bolt."""
+        client = make_client(app.settings)
+        return cls(client, SlackDirectory(client, app))
+
+    def can_reach(self, member: str) -> bool:
+        return self.directory.knows(member)
+
+    def send(self, member: str, reply: Reply) -> None:
+        """DM a member; any failure is a SendError (the caller retries later)."""
+        try:
+            self.post(self.dm_channel(self.directory.user_id(member)), reply)
+        except SendError:
+            raise
+        except (SlackClientError, OSError) as e:
+            raise SendError(f"Slack: sending to {member} failed: {describe(e)}") from e
+
+    def dm_channel(self, user_id: str) -> str:
+        """The bot's DM channel with a user (conversations.open), remembered."""
+        channel = self._dm_channels.get(user_id)
+        if channel is None:
+            channel = str(self.client.conversations_open(users=user_id)["channel"]["id"])
+            self._dm_channels[user_id] = channel
+        return channel
+
+    def post(self, channel: str, reply: Reply) -> None:
+        """A reply in a channel: text and buttons as a message, a file uploaded (with the text when alone)."""
+        if reply.file and not reply.buttons:
+            self.upload(channel, reply.file, comment=reply.text)
+            return
+        if reply.text.strip() or reply.buttons:
+            extra: dict[str, Any] = {"blocks": blocks_for(reply)} if reply.buttons else {}
+            self.client.chat_postMessage(channel=channel, text=fallback_text(reply.text), **extra)
+        if reply.file:
+            self.upload(channel, reply.file)
+
+    def upload(self, channel: str, file: tuple[str, str], comment: str | None = None) -> None:
+        name, content = file
+        extra: dict[str, Any] = {"initial_comment": fallback_text(comment)} if comment and comment.strip() else {}
+        self.client.files_upload_v2(channel=channel, filename=name, title=name, content=content, **extra)
+
+
+# -- the signature check ---------------------------------------------------------------------
+class QuietRequestVerification(RequestVerification):
+    """Bolt's signature check (v0 HMAC, 5-minute window) that, unlike Bolt's, never logs the request body."""
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],
+    ) -> BoltResponse:
+        if req.mode == "socket_mode":  # the WebSocket itself is authenticated by the app token
+            return next()
+        timestamp = req.headers.get("x-slack-request-timestamp", ["0"])[0]
+        signature = req.headers.get("x-slack-signature", [""])[0]
+        if self.verifier.is_valid(req.raw_body, timestamp, signature):
+            return next()
+        logger.warning("Slack: refused a request with a bad or expired signature (timestamp %s)", timestamp)
+        return BoltResponse(status=401, body={"error": "invalid request"})
+
+
+# -- the edge --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pending:
+    """What an ack function leaves for its lazy function: replies still to send, slow work to run."""
+
+    user_id: str
+    channel: str | None = None  # the DM the event came from; None for commands and buttons
+    replies: tuple[Reply, ...] = ()
+    later: Callable[[], list[Reply]] | None = None
+
+
+class SlackEdge:
+    """The Bolt app over our ChatBot, served over HTTP (`routes`) or Socket Mode (`run_socket_mode`)."""
+
+    platform = PLATFORM
+
+    def __init__(self, app: App, client: WebClient, *, signing_secret: str | None) -> None:
+        self.app = app
+        self.client = client
+        self.chat = ChatBot(app.service)
+        self.directory = SlackDirectory(client, app)
+        self.sender = SlackSender(client, self.directory)
+        self.bolt = _bolt_app(client, signing_secret)
+        self.bolt.event("message")(ack=self._on_message, lazy=[self._after_message])
+        self.bolt.command("/weekly")(ack=self._on_command, lazy=[self._after_command])
+        self.bolt.action(re.compile("^" + ACTION_PREFIX))(ack=self._on_action, lazy=[self._after_action])
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/slack/events", self.endpoint, methods=["POST"])]
+
+    async def endpoint(self, request: Request) -> Response:
+        """Events, commands and interactivity: Bolt's dispatch, in a worker thread (it blocks on the database)."""
+        body = await request.body()
+        response = await run_in_threadpool(self.bolt.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(response)
+
+    # -- DMs -----------------------------------------------------------------------------------
+    def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        """Before the ack: recognise a redelivery, store the answer (or edit, or deletion), decide the replies."""
+        dm = classify(event)
+        if dm is None or not self._first_time(body.get("event_id")):
+            return
+        if dm.kind == "message" and not self._first_time(f"ts:{dm.message_id}"):
+            return  # the same message under a new event id
+        outcome = self._safely(lambda: self._direct_message(dm))
+        context[PENDING] = Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later)
+
+    def _direct_message(self, dm: DirectMessage) -> Outcome:
+        self.directory.recognise(dm.user)
+        if dm.kind == "delete":
+            return Outcome(self.chat.on_delete(PLATFORM, dm.user, dm.message_id))
+        text = from_slack(dm.text, self.directory.name_of)
+        if dm.kind == "edit":
+            return Outcome(self.chat.on_edit(PLATFORM, dm.user, dm.message_id, text))
+        words = command_text(text)
+        if words is not None:  # `／weekly …` typed as a message: slow work still waits for the ack
+            return self.chat.on_command(PLATFORM, dm.user, words)
+        return Outcome(self.chat.on_message(PLATFORM, dm.user, text, dm.message_id))
+
+    def _after_message(self, context: BoltContext) -> None:
+        """After the ack: the replies, in the DM the message came from."""
+        pending: Pending | None = context.get(PENDING)
+        if pending is not None and pending.channel:
+            channel = pending.channel
+            self._deliver(pending, lambda r: self.sender.post(channel, r))
+
+    # -- /weekly -------------------------------------------------------------------------------
+    def _on_command(self, ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        """Ack at once with what can be said now (ephemeral); slow work and other recipients wait."""
+        user = str(command.get("user_id") or "")
+
+        def run() -> Outcome:
+            self.directory.recognise(user)
+            return self.chat.on_command(PLATFORM, user, from_slack(command.get("text") or "", self.directory.name_of))
+
+        outcome = self._safely(run)
+        now = [r for r in outcome.replies if not (r.to or r.channel or r.file)]
+        rest = tuple(r for r in outcome.replies if r not in now)
+        blocks = [b for r in now for b in blocks_for(r) or ()]
+        text = fallback_text("\n\n".join(r.text for r in now))
+        if now:
+            ack(text=text, blocks=blocks or None)
+        else:
+            ack()
+        context[PENDING] = Pending(user, None, rest, outcome.later)
+
+    def _after_command(self, context: BoltContext, respond: Respond) -> None:
+        pending: Pending | None = context.get(PENDING)
+        if pending is not None:
+            self._deliver(pending, lambda r: self._respond(respond, pending.user_id, r))
+
+    # -- buttons -------------------------------------------------------------------------------
+    def _on_action(self, ack: Ack) -> None:
+        """Ack a button press at once: publishing compiles the report, which may take a while."""
+        ack()
+
+    def _after_action(self, body: dict[str, Any], respond: Respond) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        pressed = (body.get("actions") or [{}])[0]
+        action = action_of(str(pressed.get("action_id") or ""))
+        value = str(pressed.get("value") or "")
+        outcome = self._safely(lambda: self.chat.on_action(PLATFORM, user, action, value))
+        replace = action == "assign"  # the question with the buttons becomes the confirmation
+        self._deliver(Pending(user, None, tuple(outcome.replies), outcome.later),
+                      lambda r: self._respond(respond, user, r, replace=replace))
+
+    # -- shared --------------------------------------------------------------------------------
+    def _first_time(self, key: str | None) -> bool:
+        """False for an event (or message) already claimed: a Slack retry or a redelivery."""
+        if not key:
+            return True
+        first = self.app.store.claim_event(platform=PLATFORM, event_id=key, at=self.app.service.now())
+        if not first:
+            logger.info("Slack: %s seen before; acknowledged and ignored", key)
+        return first
+
+    def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
+        """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""
+        try:
+            return fn()
+        except Exception:
+            logger.exception("Slack: handling a request failed")
+            return Outcome([Reply(t(self.app.team_file.language, "error"))])
+
+    def _deliver(self, pending: Pending, here: Callable[[Reply], None]) -> None:
+        """Send the replies, then run the slow work and send its replies: to channels, members, or `here`."""
+        for reply in pending.replies:
+            self._send(reply, here)
+        if pending.later is None:
+            return
+        try:
+            later = pending.later()
+        except Exception:  # ChatBot guards its own work; this is a last resort
+            logger.exception("Slack: slow work after the ack failed")
+            later = [Reply(t(self.app.team_file.language, "error"))]
+        for reply in later:
+            self._send(reply, here)
+
+    def _send(self, reply: Reply, here: Callable[[Reply], None]) -> None:
+        try:
+            if reply.channel:
+                self.sender.post(reply.channel, reply)
+            elif reply.to:
+                self.sender.send(reply.to, reply)
+            else:
+                here(reply)
+        except (SendError, SlackClientError, OSError) as e:
+            logger.warning("Slack: a reply could not be delivered: %s", describe(e))
+
+    def _respond(self, respond: Respond, user_id: str, reply: Reply, *, replace: bool = False) -> None:
+        """Answer whoever typed or pressed, through response_url; a file (or a failed answer) goes to their DM."""
+        if reply.text.strip() or reply.buttons:
+            try:
+                kind: dict[str, Any] = {"replace_original": True} if replace else {"response_type": "ephemeral"}
+                ok = respond(text=fallback_text(reply.text), blocks=blocks_for(reply), **kind).status_code == 200
+            except (SlackClientError, OSError) as e:
+                logger.warning("Slack: response_url failed (%s); sending to the DM instead", describe(e))
+                ok = False
+            if not ok:
+                self.sender.post(self.sender.dm_channel(user_id), Reply(reply.text, reply.buttons))
+        if reply.file:
+            self.sender.upload(self.sender.dm_channel(user_id), reply.file)
+
+
+class _NoClientTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN in the environment is unused when given a client: it is the client's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("As you gave `client` as well")
+
+
+_bolt_logger = logging.getLogger(__name__ + ".bolt")
+_bolt_logger.addFilter(_NoClientTokenNotice())
+
+
+def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:
+    """Bolt with our signature check in place of its own, processing each request before answering it."""
+    try:
+        return BoltApp(
+            logger=_bolt_logger,
+            client=client,
+            signing_secret=signing_secret or "",
+            # the ack function (store the answer) runs before Slack's 200; lazy functions run after it
+            process_before_response=True,
+            request_verification_enabled=False,
+            before_authorize=QuietRequestVerification(signing_secret) if signing_secret else None,
+            ignoring_self_events_enabled=True,
+        )
+    except BoltError as e:
+        raise UserError(f"Slack: the bot token was refused ({e})") from None
+    except (SlackClientError, OSError) as e:
+        raise UserError(f"Slack: cannot reach the Web API at {client.base_url} ({describe(e)})") from None
+
+
+def build_slack(app: App, *, socket_mode: bool = False) -> SlackEdge:
+    """The Slack edge from the settings; a UserError naming what is missing."""
+    s = app.settings
+    needed = {"SLACK_BOT_TOKEN": s.slack_bot_token}
+    needed |= {"SLACK_APP_TOKEN": s.slack_app_token} if socket_mode else {"SLACK_SIGNING_SECRET": s.slack_signing_secret}
+    missing = [name for name, value in needed.items() if not value]
+    if missing:
+        how = "Socket Mode" if socket_mode else "Slack over HTTP"
+        verb = "is" if len(missing) == 1 else "are"
+        raise UserError(f"{how} needs {' and '.join(needed)}: {', '.join(missing)} {verb} not set")
+    return SlackEdge(app, make_client(s), signing_secret=None if socket_mode else s.slack_signing_secret)
+
+
+def run_socket_mode(edge: SlackEdge, app_token: str) -> None:
+    """Serve the same Bolt app over Socket Mode until interrupted."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    logger.info("Slack: connecting in Socket Mode")
+    SocketModeHandler(edge.bolt, app_token).start()
+

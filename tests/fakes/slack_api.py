@@ -1,0 +1,226 @@
+"""Slack's Web API played on 127.0.0.1 (like bolt-python's tests/mock_web_api_server, on port 0).
+
+It answers the methods weekly-bot calls as Slack would, serves the upload URLs of files upload v2 and
+any number of `response_url`s, records every call, and can be told to fail the next calls of a method
+(a 429 with Retry-After, say).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+BOT_USER_ID = "UBOT000001"
+BOT_ID = "BBOT000001"
+TEAM_ID = "T0TEAM0001"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received: `method` is the Web API method, or `upload` / `respond`."""
+
+    method: str
+    params: dict[str, Any]
+    path: str
+    status: int
+    body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as files upload v2 delivered it: name, content, and where it was shared."""
+
+    filename: str
+    content: str
+    channel: str | None
+    initial_comment: str | None
+
+
+@dataclass
+class _Failure:
+    status: int
+    headers: dict[str, str]
+    times: int
+
+
+class FakeSlackApi:
+    """The fake Web API; use as a context manager, point `slack_api_url` at `api_url`."""
+
+    def __init__(self, users: dict[str, str] | None = None) -> None:
+        self.users = dict(users or {})  # email → user id, for users.lookupByEmail and users.info
+        self._calls: list[Call] = []
+        self._failures: dict[str, _Failure] = {}
+        self._changed = threading.Condition()
+        self._counter = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-slack", daemon=True)
+
+    # -- life ----------------------------------------------------------------------------------
+    def __enter__(self) -> FakeSlackApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"{self.base}/respond/{name}"
+
+    # -- control and inspection ----------------------------------------------------------------
+    def fail(self, method: str, *, status: int = 429, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with `status` (and headers, e.g. Retry-After)."""
+        self._failures[method] = _Failure(status, dict(headers or {}), times)
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._changed:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0,
+                 where: Callable[[Call], bool] | None = None) -> list[Call]:
+        """The first `count` matching calls, waiting up to `timeout` seconds for them; AssertionError if not."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self._calls if c.method == method and (where is None or where(c))]
+                if len(found) >= count:
+                    return found[:count]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self._calls]
+                    raise AssertionError(f"waited {timeout}s for {count} {method} call(s); got {len(found)}: {seen}")
+                self._changed.wait(left)
+
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The parameters of every successful chat.postMessage (to `channel`)."""
+        return [c.params for c in self.calls("chat.postMessage")
+                if c.status == 200 and (channel is None or c.params.get("channel") == channel)]
+
+    def uploads(self) -> list[Upload]:
+        """Files completed through files upload v2, with their content."""
+        names = {c.params.get("_file_id"): c.params.get("filename") for c in self.calls("files.getUploadURLExternal")}
+        contents = {c.params["file_id"]: c.body.decode("utf-8") for c in self.calls("upload")}
+        out = []
+        for c in self.calls("files.completeUploadExternal"):
+            for f in json.loads(c.params.get("files") or "[]"):
+                out.append(Upload(str(names.get(f["id"])), contents.get(f["id"], ""), c.params.get("channel_id"),
+                                  c.params.get("initial_comment")))
+        return out
+
+    # -- answering -----------------------------------------------------------------------------
+    def _next(self, prefix: str) -> str:
+        with self._changed:
+            self._counter += 1
+            return f"{prefix}{self._counter:06d}"
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "weekly-bot",
+                    "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+        if method == "chat.postMessage":
+            ts = f"{int(time.time())}.{self._next('')}"
+            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+                    "message": {"text": params.get("text"), "ts": ts, "bot_id": BOT_ID}}
+        if method == "conversations.open":
+            user = str(params.get("users") or "").split(",")[0]
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "users.lookupByEmail":
+            uid = self.users.get(str(params.get("email")))
+            return {"ok": True, "user": {"id": uid}} if uid else {"ok": False, "error": "users_not_found"}
+        if method == "users.info":
+            email = next((e for e, u in self.users.items() if u == params.get("user")), None)
+            return {"ok": True, "user": {"id": params.get("user"), "profile": {"email": email} if email else {}}}
+        if method == "files.getUploadURLExternal":
+            file_id = params["_file_id"]
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")}
+                                          for f in json.loads(params.get("files") or "[]")]}
+        return {"ok": True}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def _handle(self) -> None:
+                url = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = url.path.strip("/").split("/")
+                if parts[0] == "upload":
+                    self._record(Call("upload", {"file_id": parts[1]}, url.path, 200, body))
+                    self._send(200, b"OK", "text/plain")
+                    return
+                if parts[0] == "respond":
+                    params = json.loads(body or b"{}")
+                    self._record(Call("respond", {"_name": parts[1], **params}, url.path, 200, body))
+                    self._send(200, b"ok", "text/plain")
+                    return
+                method = parts[-1]
+                params = self._params(url.query, body)
+                if method == "files.getUploadURLExternal":
+                    params["_file_id"] = fake._next("F")
+                failure = fake._failures.get(method)
+                if failure and failure.times > 0:
+                    failure.times -= 1
+                    self._record(Call(method, params, url.path, failure.status, body))
+                    self._send(failure.status, b'{"ok": false, "error": "ratelimited"}', headers=failure.headers)
+                    return
+                if not str(self.headers.get("Authorization") or "").startswith("Bearer xoxb-"):
+                    answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
+                else:
+                    answer = fake._answer(method, params)
+                self._record(Call(method, params, url.path, 200, body))
+                self._send(200, json.dumps(answer).encode())
+
+            def _params(self, query: str, body: bytes) -> dict[str, Any]:
+                params: dict[str, Any] = dict(parse_qsl(query))
+                text = body.decode("utf-8") if body else ""
+                if text.startswith("{"):
+                    params.update(json.loads(text))
+                elif text:
+                    params.update(parse_qsl(text, keep_blank_values=True))
+                return params
+
+            def _record(self, call: Call) -> None:
+                with fake._changed:
+                    fake._calls.append(call)
+                    fake._changed.notify_all()
+
+            def _send(self, status: int, payload: bytes, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler

@@ -1,0 +1,666 @@
+"""Slack end to end: signed HTTP requests into the real Bolt app served by uvicorn on 127.0.0.1, with
+Slack's Web API played by tests/fakes/slack_api.py; assertions on what the fake received and the DB holds."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import uvicorn
+import yaml
+from slack_bolt import BoltRequest
+from sqlalchemy import create_engine
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.app import App
+from bot.chat import Button, ChatBot, Reply
+from bot.cli import main
+from bot.i18n import t
+from bot.model import Summary, SummaryRequest
+from bot.notify import SendError
+from bot.service import preview
+from bot.summary_offline import summarize_offline
+from bot.web import create_web_app
+from handlers.slack import (
+    SlackEdge,
+    action_of,
+    blocks_for,
+    build_slack,
+    classify,
+    from_slack,
+    to_slack,
+)
+from storage.repo import Store
+from tests.conftest import EXAMPLES, FixedClock, at
+from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TOKEN = "xoxb-1234-5678-test"
+OPEN_CYCLE = at("2024-10-15 10:00")  # W42: opened Mon 10-14 10:00, deadline Thu 10-17 18:00
+CYCLE = "2024-W42"
+TEAM_TITLE = "支付清算中心周报"
+SLOW_SUMMARY_S = 4.0  # stands for a 10-second LLM call: longer than Slack's 3 s, short enough for CI
+MA = "U0MAXX0001"  # in the team file by email only
+
+
+# Storage-facing tests run on every database conftest offers (PostgreSQL too, when configured); the
+# rest, the slow ones among them, on SQLite only, keeping this file well under 30 s either way.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def dm(user: str) -> str:
+    return "D" + user[1:]  # the fake's conversations.open names DMs this way too
+
+
+@pytest.fixture
+def team_file(tmp_path: Path) -> Path:
+    """examples/team.yaml plus 马丽 (email only: resolved through Slack) and 幽灵 (unreachable)."""
+    data = yaml.safe_load((EXAMPLES / "team.yaml").read_text(encoding="utf-8"))
+    data["members"]["ma"] = {"name": "马丽", "email": "ma@example.com"}
+    data["members"]["ghost"] = {"name": "幽灵"}
+    data["members"]["lost"] = {"name": "无踪", "email": "lost@example.com"}
+    data["teams"][0]["sections"].append({"key": "ops", "title": "运维", "owners": ["ma"]})
+    path = tmp_path / "team.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(users={"ma@example.com": MA}) as api:
+        yield api
+
+
+@contextmanager
+def running(web: ASGIApp) -> Iterator[str]:
+    """uvicorn serving `web` on 127.0.0.1, a port of its own; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="off", interface="asgi3"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def sign(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 request signature, computed here by the book."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def http(method: str, url: str, body: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=None if body is None else body.encode(), headers=headers or {},
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@dataclass
+class Slack:
+    """The served app, the fake Web API, and ways to talk to the app as Slack does."""
+
+    app: App
+    edge: SlackEdge
+    fake: FakeSlackApi
+    url: str
+    _n: int = 0
+
+    def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None,
+             signed: dict[str, str] | None = None) -> tuple[int, str]:
+        all_headers = {"Content-Type": content_type, **(sign(body) if signed is None else signed), **(headers or {})}
+        return http("POST", self.url + "/slack/events", body, all_headers)
+
+    def event_body(self, event: dict[str, Any], event_id: str | None = None) -> str:
+        self._n += 1
+        return json.dumps({
+            "token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0APP00001", "type": "event_callback",
+            "event_id": event_id or f"Ev{self._n:08d}", "event_time": int(time.time()), "event": event,
+        }, ensure_ascii=False)
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None) -> int:
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        status, _ = self.post(self.event_body(event, event_id), "application/json", headers=headers)
+        return status
+
+    def say(self, user: str, text: str, *, ts: str | None = None, **extra: Any) -> str:
+        """A DM from `user`; returns its ts."""
+        self._n += 1
+        ts = ts or f"1728957600.{self._n:06d}"
+        event = {"type": "message", "channel": dm(user), "channel_type": "im", "user": user, "text": text,
+                 "ts": ts, "event_ts": ts, **extra}
+        assert self.event(event) == 200
+        return ts
+
+    def command(self, user: str, text: str, *, reply_to: str = "cmd") -> tuple[int, dict[str, Any], float]:
+        """`/weekly text` from `user`; returns (status, the ack as JSON, seconds until the ack)."""
+        body = urlencode({
+            "token": "legacy", "team_id": TEAM_ID, "channel_id": dm(user), "channel_name": "directmessage",
+            "user_id": user, "user_name": user.lower(), "command": "/weekly", "text": text,
+            "api_app_id": "A0APP00001", "response_url": self.fake.response_url(reply_to), "trigger_id": "1.2.3",
+        })
+        started = time.monotonic()
+        status, answer = self.post(body, "application/x-www-form-urlencoded")
+        took = time.monotonic() - started
+        # Bolt acks a text-only reply as plain text (Slack shows it to the sender only), blocks as JSON
+        return status, json.loads(answer) if answer.startswith("{") else {"text": answer}, took
+
+    def press(self, user: str, action_id: str, value: str, *, reply_to: str = "act") -> int:
+        payload = {
+            "type": "block_actions", "user": {"id": user}, "api_app_id": "A0APP00001", "token": "legacy",
+            "team": {"id": TEAM_ID}, "channel": {"id": dm(user), "name": "directmessage"},
+            "container": {"type": "message", "message_ts": "1728957600.000001", "channel_id": dm(user)},
+            "trigger_id": "1.2.3", "response_url": self.fake.response_url(reply_to),
+            "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": value,
+                         "action_ts": str(time.time())}],
+        }
+        status, _ = self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        return status
+
+    def texts(self, user: str) -> list[str]:
+        """What the bot posted in `user`'s DM, in order."""
+        return [p["text"] for p in self.fake.posted(dm(user))]
+
+    def updates(self) -> list[Any]:
+        cycle = self.app.store.find_cycle(team_key="clearing", label=CYCLE)
+        return self.app.store.updates(cycle_id=cycle.id) if cycle else []
+
+
+class CurrentApp:
+    """The ASGI app of the test now running: one uvicorn serves the module (starting one costs ~0.2 s)."""
+
+    def __init__(self) -> None:
+        self.web: Starlette | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.web is not None
+        await self.web(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[CurrentApp, str]]:
+    current = CurrentApp()
+    with running(current) as url:
+        yield current, url
+
+
+@pytest.fixture
+def slack(make_app: Callable[..., App], fake: FakeSlackApi, server: tuple[CurrentApp, str]) -> Iterator[Slack]:
+    """Each test its own database, fake Web API and Bolt app, served over real HTTP."""
+    app = make_app(FixedClock(OPEN_CYCLE), slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                   slack_api_url=fake.api_url)
+    edge = build_slack(app)
+    current, url = server
+    current.web = create_web_app(app, [edge])
+    yield Slack(app, edge, fake, url)
+    current.web = None
+
+
+def recorded(section: str, text: str) -> str:
+    return to_slack(t("zh", "recorded", section=section, cycle=CYCLE, preview=preview(text)))
+
+
+def settle() -> None:
+    """Give work after an ack a moment to show itself, before asserting that nothing more happened."""
+    time.sleep(0.3)
+
+
+# -- the signature check -------------------------------------------------------------------------
+@sqlite_only
+def test_url_verification_answers_the_challenge(slack: Slack) -> None:
+    body = json.dumps({"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"})
+    status, answer = slack.post(body, "application/json")
+    assert (status, json.loads(answer)) == (200, {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+
+
+@sqlite_only
+@pytest.mark.parametrize("signed", [
+    pytest.param(lambda body: sign(body, secret="not-the-secret"), id="bad-signature"),
+    pytest.param(lambda body: sign(body, timestamp=int(time.time()) - 600), id="10-minutes-old"),
+    pytest.param(lambda body: {}, id="unsigned"),
+])
+def test_a_request_failing_the_signature_check_gets_401_changes_nothing_and_is_not_logged(
+    slack: Slack, signed: Callable[[str], dict[str, str]], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
+             "text": "secret-marker 对账差错3笔", "ts": "1728957600.000100"}
+    body = slack.event_body(event)
+    status, _ = slack.post(body, "application/json", signed=signed(body))
+    settle()
+    assert status == 401
+    assert slack.updates() == []
+    assert slack.fake.calls("chat.postMessage") == []
+    assert "secret-marker" not in caplog.text
+    assert "refused a request with a bad or expired signature" in caplog.text
+
+
+# -- DMs -----------------------------------------------------------------------------------------
+def test_a_dm_becomes_the_owners_update_and_is_confirmed(slack: Slack) -> None:
+    text = "对账差错下降至3笔，均已处理。"
+    ts = slack.say("U0ZHANG001", text)
+    # stored before the ack: the 200 above came after it
+    status = slack.app.service.status(slack.app.service.team("clearing"))
+    assert {s.key: s.state for s in status.sections}["reconciliation"] == "submitted"
+    [update] = slack.updates()
+    assert (update.member_key, update.section_key, update.text, update.message_id) == (
+        "zhang", "reconciliation", text, f"{dm('U0ZHANG001')}:{ts}")
+    slack.fake.wait_for("chat.postMessage")
+    assert slack.texts("U0ZHANG001") == [recorded("清分对账", text)]
+
+
+def test_a_retry_or_the_same_message_under_a_new_event_id_is_stored_once(slack: Slack) -> None:
+    event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
+             "text": "对账差错3笔", "ts": "1728957600.000200"}
+    assert slack.event(event, event_id="Ev0RETRY01") == 200
+    assert slack.event(event, event_id="Ev0RETRY01", retry=1) == 200
+    assert slack.event(event, event_id="Ev0RETRY02") == 200  # Slack sent the same message again
+    slack.fake.wait_for("chat.postMessage")
+    settle()
+    assert [u.text for u in slack.updates()] == ["对账差错3笔"]
+    assert slack.texts("U0ZHANG001") == [recorded("清分对账", "对账差错3笔")]
+
+
+@sqlite_only
+def test_several_dms_add_up(slack: Slack) -> None:
+    slack.say("U0ZHANG001", "对账差错3笔")
+    slack.say("U0ZHANG001", "处理时效提升到T+0")
+    assert [u.text for u in slack.updates()] == ["对账差错3笔", "处理时效提升到T+0"]
+
+
+def test_an_edit_replaces_the_text_and_the_revisions_keep_the_old_one(slack: Slack) -> None:
+    ts = slack.say("U0ZHANG001", "对账差错3笔")
+    slack.fake.wait_for("chat.postMessage")
+    edited = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": dm("U0ZHANG001"),
+              "channel_type": "im", "ts": "1728957700.000001",
+              "message": {"type": "message", "user": "U0ZHANG001", "text": "对账差错2笔", "ts": ts,
+                          "edited": {"user": "U0ZHANG001", "ts": "1728957700.000000"}},
+              "previous_message": {"type": "message", "user": "U0ZHANG001", "text": "对账差错3笔", "ts": ts}}
+    assert slack.event(edited) == 200
+    [update] = slack.updates()
+    assert update.text == "对账差错2笔"
+    revisions = slack.app.store.revisions(update_id=update.id)
+    assert [(r.action, r.text) for r in revisions] == [("create", "对账差错3笔"), ("edit", "对账差错2笔")]
+    slack.fake.wait_for("chat.postMessage", count=2)
+    assert slack.texts("U0ZHANG001")[1] == to_slack(t("zh", "edited", section="清分对账", preview="对账差错2笔"))
+
+
+def test_a_deleted_message_is_removed(slack: Slack) -> None:
+    ts = slack.say("U0ZHANG001", "对账差错3笔")
+    deleted = {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": dm("U0ZHANG001"),
+               "channel_type": "im", "ts": "1728957800.000001", "deleted_ts": ts,
+               "previous_message": {"type": "message", "user": "U0ZHANG001", "text": "对账差错3笔", "ts": ts}}
+    assert slack.event(deleted) == 200
+    assert slack.updates() == []
+    status = slack.app.service.status(slack.app.service.team("clearing"))
+    assert {s.key: s.state for s in status.sections}["reconciliation"] == "missing"
+    slack.fake.wait_for("chat.postMessage", count=2)
+    assert slack.texts("U0ZHANG001")[1] == to_slack(t("zh", "deleted", section="清分对账"))
+
+
+@sqlite_only
+def test_bot_messages_ours_and_others_and_unfurls_are_ignored(slack: Slack) -> None:
+    channel = dm("U0ZHANG001")
+    slack.event({"type": "message", "subtype": "bot_message", "bot_id": "B0OTHER001", "channel": channel,
+                 "channel_type": "im", "text": "I am another bot", "ts": "1728957600.000301"})
+    slack.event({"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "channel": channel,
+                 "channel_type": "im", "text": "已记录到【清分对账】", "ts": "1728957600.000302"})
+    slack.event({"type": "message", "user": "U0OTHERBOT", "bot_id": "B0OTHER002", "app_id": "A0OTHER",
+                 "channel": channel, "channel_type": "im", "text": "app as a user", "ts": "1728957600.000303"})
+    ts = slack.say("U0ZHANG001", "见 https://example.com/report")
+    slack.fake.wait_for("chat.postMessage")
+    unfurl = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": channel,
+              "channel_type": "im", "ts": "1728957600.000399",
+              "message": {"user": "U0ZHANG001", "text": "见 https://example.com/report", "ts": ts,
+                          "attachments": [{"title": "Report"}]},
+              "previous_message": {"user": "U0ZHANG001", "text": "见 https://example.com/report", "ts": ts}}
+    slack.event(unfurl)
+    settle()
+    assert [u.text for u in slack.updates()] == ["见 https://example.com/report"]
+    assert len(slack.fake.posted()) == 1
+    [update] = slack.updates()
+    assert [r.action for r in slack.app.store.revisions(update_id=update.id)] == ["create"]
+
+
+@sqlite_only
+@pytest.mark.parametrize("extra", [
+    pytest.param({"text": "   "}, id="blank"),
+    pytest.param({"text": "", "subtype": "file_share", "files": [{"id": "F0IMAGE001", "name": "chart.png"}]},
+                 id="file-only"),
+])
+def test_blank_and_file_only_messages_get_a_polite_word(slack: Slack, extra: dict[str, Any]) -> None:
+    slack.say("U0ZHANG001", **{"text": "", **extra})
+    slack.fake.wait_for("chat.postMessage")
+    assert slack.updates() == []
+    assert slack.texts("U0ZHANG001") == [to_slack(t("zh", "empty"))]
+
+
+@sqlite_only
+def test_an_unknown_person_is_told_so(slack: Slack) -> None:
+    slack.say("U0NOBODY01", "hello")
+    slack.fake.wait_for("chat.postMessage")
+    assert slack.updates() == []
+    assert slack.texts("U0NOBODY01") == [to_slack(t("zh", "unknown_member"))]
+
+
+def test_a_member_known_only_by_email_is_matched_once_and_cached(slack: Slack) -> None:
+    slack.say(MA, "巡检正常")
+    slack.say(MA, "扩容完成")
+    slack.fake.wait_for("chat.postMessage", count=2)
+    assert [(u.member_key, u.section_key) for u in slack.updates()] == [("ma", "ops"), ("ma", "ops")]
+    assert slack.app.store.member_platform_ids(platform="slack")["ma"] == MA
+    assert len(slack.fake.calls("users.info")) == 1
+
+
+@sqlite_only
+def test_a_lookup_before_the_ack_never_waits_out_a_429(slack: Slack) -> None:
+    slack.fake.fail("users.info", status=429, headers={"Retry-After": "30"})
+    started = time.monotonic()
+    slack.say(MA, "巡检正常")
+    assert time.monotonic() - started < 1.5
+    assert slack.updates() == []
+    slack.fake.wait_for("chat.postMessage")
+    assert slack.texts(MA) == [to_slack(t("zh", "error"))]
+    slack.say(MA, "巡检正常")  # said again, once Slack answers
+    assert [(u.member_key, u.text) for u in slack.updates()] == [("ma", "巡检正常")]
+
+
+# -- several sections: buttons -------------------------------------------------------------------
+def test_an_owner_of_two_sections_gets_buttons_and_pressing_one_assigns(slack: Slack) -> None:
+    slack.say("U0LILEI001", "招商银行直连联调完成")
+    [call] = slack.fake.wait_for("chat.postMessage")
+    [update] = slack.updates()
+    assert update.section_key is None
+    blocks = call.params["blocks"]
+    assert blocks[0]["text"]["text"] == to_slack(t("zh", "choose_section"))
+    buttons = [(e["text"]["text"], e["action_id"], e["value"]) for e in blocks[-1]["elements"]]
+    assert buttons == [("结算通道", "weekly_assign", f"{update.id}:settlement"),
+                       ("O1 业务服务", "weekly_assign.2", f"{update.id}:o1_business")]
+
+    assert slack.press("U0LILEI001", "weekly_assign.2", f"{update.id}:o1_business") == 200
+    [answer] = slack.fake.wait_for("respond")
+    assert slack.updates()[0].section_key == "o1_business"
+    assert answer.params["replace_original"] is True
+    assert answer.params["text"] == recorded("O1 业务服务", "招商银行直连联调完成")
+
+
+def test_publish_posts_the_report_to_the_publish_channel(slack: Slack) -> None:
+    slack.say("U0ZHANG001", "对账差错3笔")
+    assert slack.press("U0WANG0001", "weekly_publish", f"clearing:{CYCLE}") == 200
+    [answer] = slack.fake.wait_for("respond")
+    assert answer.params["text"] == to_slack(t("zh", "published"))
+    [upload] = slack.fake.uploads()
+    assert (upload.channel, upload.filename, upload.initial_comment) == (
+        "C0WEEKLY01", f"clearing-{CYCLE}.md", f"{TEAM_TITLE} {CYCLE}")
+    assert upload.content.startswith(f"# {CYCLE}\n")
+    assert "对账差错3笔" in upload.content
+
+
+@sqlite_only
+def test_only_a_lead_may_publish(slack: Slack) -> None:
+    assert slack.press("U0ZHANG001", "weekly_publish", f"clearing:{CYCLE}") == 200
+    [answer] = slack.fake.wait_for("respond")
+    assert answer.params["text"] == to_slack(t("zh", "not_lead", team=TEAM_TITLE, cmd="summary"))
+    assert slack.fake.uploads() == []
+
+
+# -- /weekly -------------------------------------------------------------------------------------
+@sqlite_only
+def test_a_non_lead_asking_for_the_summary_gets_a_clear_no(slack: Slack) -> None:
+    status, ack, _ = slack.command("U0ZHANG001", "summary")
+    settle()
+    assert (status, ack["text"]) == (200, to_slack(t("zh", "not_lead", team=TEAM_TITLE, cmd="summary")))
+    assert slack.fake.calls("respond") == [] and slack.fake.uploads() == []
+
+
+class SlowSummarizer:
+    """An LLM that takes longer than Slack waits for an ack."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: list[float] = []
+
+    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary:
+        self.started.append(time.monotonic())
+        time.sleep(self.seconds)
+        return summarize_offline(request)
+
+
+@sqlite_only
+def test_a_leads_summary_is_acked_at_once_and_the_report_arrives_after_the_slow_summarizer(slack: Slack) -> None:
+    slack.say("U0ZHANG001", "对账差错下降至3笔，均已处理。")
+    slow = SlowSummarizer(SLOW_SUMMARY_S)
+    slack.app.service.summarizer = slow
+    sent = time.monotonic()
+    status, ack, took = slack.command("U0WANG0001", "summary", reply_to="summary")
+    assert status == 200 and took < 1.5 < 3.0 < SLOW_SUMMARY_S
+    assert ack == {"text": to_slack(t("zh", "summary_wait", cycle=CYCLE))}
+
+    [answer] = slack.fake.wait_for("respond", timeout=SLOW_SUMMARY_S + 10)
+    assert len(slow.started) == 1 and slow.started[0] >= sent
+    assert answer.at - sent >= SLOW_SUMMARY_S
+    slack.app.service.summarizer = None  # the same report again, offline and at once
+    expected = ChatBot(slack.app.service).report_replies(slack.app.service.report(slack.app.service.team("clearing")))
+    assert answer.params["text"] == to_slack(expected[0].text)
+    assert answer.params["text"].startswith(f"# {CYCLE}\n")
+    [publish] = answer.params["blocks"][-1]["elements"]
+    assert (publish["action_id"], publish["value"]) == ("weekly_publish", f"clearing:{CYCLE}")
+    slack.fake.wait_for("files.completeUploadExternal")
+    [file] = slack.fake.uploads()
+    assert expected[0].file is not None
+    assert (file.channel, file.filename, file.content) == (dm("U0WANG0001"), f"clearing-{CYCLE}.md", expected[0].file[1])
+
+
+@sqlite_only
+def test_status_names_the_owners_still_missing(slack: Slack) -> None:
+    slack.say("U0ZHANG001", "对账差错3笔")
+    status, ack, took = slack.command("U0WANG0001", "status")
+    assert status == 200 and took < 3
+    lines = ack["text"].split("\n")
+    assert lines[0] == f"{TEAM_TITLE} {CYCLE}  截止 10-17 18:00"
+    assert "✅ 清分对账 — 张伟 (已提交)" in lines
+    assert lines[-1] == "仍未提交：李雷、陈静、刘洋、赵敏、孙浩、王芳、马丽"
+
+
+@sqlite_only
+def test_remind_dms_each_missing_owner_and_tells_the_lead(slack: Slack) -> None:
+    for owner in ("li", "chen", "liu", "zhao", "sun", "ma"):
+        slack.app.service.skip(owner)
+    status, ack, _ = slack.command("U0WANG0001", "remind")
+    assert status == 200
+    assert ack["text"] == to_slack(t("zh", "reminded", n=2, names="张伟、王芳"))
+    slack.fake.wait_for("chat.postMessage", count=2)
+    assert {p["channel"] for p in slack.fake.posted()} == {dm("U0ZHANG001"), dm("U0WANG0001")}
+
+
+@sqlite_only
+def test_show_gives_the_draft_and_skip_skips(slack: Slack) -> None:
+    slack.say("U0ZHANG001", "对账差错3笔")
+    _, ack, _ = slack.command("U0ZHANG001", "show")
+    assert ack["text"] == to_slack(t("zh", "draft_head", cycle=CYCLE) + "\n【清分对账】\n对账差错3笔")
+    _, ack, _ = slack.command("U0CHEN0001", "skip")
+    assert ack["text"] == to_slack(t("zh", "skipped", cycle=CYCLE, sections="风控引擎"))
+    status = slack.app.service.status(slack.app.service.team("clearing"))
+    assert {s.key: s.state for s in status.sections}["risk"] == "skipped"
+
+
+@sqlite_only
+def test_unknown_words_get_help(slack: Slack) -> None:
+    _, ack, _ = slack.command("U0ZHANG001", "dance")
+    assert ack["text"] == to_slack(t("zh", "unknown_command", word="dance") + t("zh", "help"))
+
+
+# -- the Web API failing ---------------------------------------------------------------------------
+@sqlite_only
+def test_a_429_with_retry_after_is_retried_and_the_message_delivered(slack: Slack) -> None:
+    slack.fake.fail("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    slack.say("U0ZHANG001", "对账差错3笔")
+    limited, delivered = slack.fake.wait_for("chat.postMessage", count=2, timeout=10)
+    assert (limited.status, delivered.status) == (429, 200)
+    assert delivered.at - limited.at >= 1.0
+    assert delivered.params["text"] == recorded("清分对账", "对账差错3笔")
+
+
+@sqlite_only
+def test_the_sender_dms_members_by_id_or_email_and_raises_send_error(slack: Slack) -> None:
+    sender = slack.edge.sender
+    assert sender.platform == "slack"
+    assert (sender.can_reach("wang"), sender.can_reach("ma"), sender.can_reach("ghost")) == (True, True, False)
+    sender.send("ma", Reply("提醒：周报将在 10-17 18:00 截止"))
+    sender.send("ma", Reply("再次提醒"))
+    assert [c.params["email"] for c in slack.fake.calls("users.lookupByEmail")] == ["ma@example.com"]
+    assert [p["text"] for p in slack.fake.posted(dm(MA))] == ["提醒：周报将在 10-17 18:00 截止", "再次提醒"]
+    with pytest.raises(SendError):
+        sender.send("lost", Reply("hi"))  # an email Slack does not know
+    with pytest.raises(SendError):
+        sender.send("ghost", Reply("hi"))
+    slack.fake.fail("chat.postMessage", status=500)
+    with pytest.raises(SendError):
+        sender.send("wang", Reply("hi"))
+
+
+@sqlite_only
+def test_the_scheduler_prompts_owners_through_slack(slack: Slack) -> None:
+    from bot.app import build_senders
+    from bot.tick import tick
+
+    senders = build_senders(slack.app)
+    assert [s.platform for s in senders] == ["slack"]
+    sent = tick(slack.app.service, senders, at("2024-10-14 10:00"))
+    assert {(s.due.kind, s.due.member, s.ok) for s in sent} == {
+        ("prompt", m, True) for m in ("li", "zhang", "chen", "liu", "zhao", "sun", "wang", "ma")}
+    channels = {p["channel"] for p in slack.fake.posted()}
+    assert channels == {dm(u) for u in ("U0LILEI001", "U0ZHANG001", "U0CHEN0001", "U0LIUY0001", "U0ZHAO0001",
+                                        "U0SUNH0001", "U0WANG0001", MA)}
+    assert [c.params["email"] for c in slack.fake.calls("users.lookupByEmail")] == ["ma@example.com"]
+
+
+# -- serving -------------------------------------------------------------------------------------
+def test_healthz_checks_the_database(slack: Slack) -> None:
+    assert http("GET", slack.url + "/healthz") == (200, '{"status":"ok","database":"ok"}')
+    broken = replace(slack.app, store=Store(create_engine("sqlite:////nonexistent-dir/weekly.db")))
+    with running(create_web_app(broken)) as url:
+        assert http("GET", url + "/healthz") == (503, '{"status":"error","database":"unreachable"}')
+
+
+@sqlite_only
+def test_socket_mode_runs_the_same_app_without_signatures(make_app: Callable[..., App], fake: FakeSlackApi) -> None:
+    app = make_app(FixedClock(OPEN_CYCLE), slack_bot_token=TOKEN, slack_app_token="xapp-1-A0APP-1-abc",
+                   slack_api_url=fake.api_url)
+    edge = build_slack(app, socket_mode=True)
+    event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
+             "text": "对账差错3笔", "ts": "1728957600.000500"}
+    body = {"token": "legacy", "team_id": TEAM_ID, "type": "event_callback", "event_id": "Ev0SOCKET1", "event": event}
+    response = edge.bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
+    assert response.status == 200
+    assert fake.wait_for("chat.postMessage")[0].params["text"] == recorded("清分对账", "对账差错3笔")
+
+
+def test_serve_wires_slack_from_the_environment_and_no_scheduler_starts_none(
+    team_file: Path, prepared_db: str, fake: FakeSlackApi, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import bot.clock
+    import bot.web
+
+    for name in ("weekly-bot", "bot", "handlers", "storage"):  # serve raises these to INFO; put them back after
+        caplog.set_level(logging.INFO, logger=name)
+    monkeypatch.delenv("PORT", raising=False)
+    for name, value in {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url}.items():
+        monkeypatch.setenv(name, value)
+    clocks: list[list[str]] = []
+    stopped: list[bool] = []
+
+    def fake_clock(app: App, senders: list[Any]) -> Callable[[], None]:
+        clocks.append([s.platform for s in senders])
+        return lambda: stopped.append(True)
+
+    served: list[tuple[int, int]] = []
+
+    def serve_briefly(web: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
+        with running(web) as url:
+            health, _ = http("GET", url + "/healthz")
+            body = json.dumps({"token": "legacy", "challenge": "c1", "type": "url_verification"})
+            events, _ = http("POST", url + "/slack/events", body, {"Content-Type": "application/json", **sign(body)})
+        served.append((port, health * 1000 + events))
+
+    monkeypatch.setattr(bot.clock, "start_background_clock", fake_clock)
+    monkeypatch.setattr(bot.web, "run_server", serve_briefly)
+    args = ["--config", str(team_file), "--db", prepared_db]
+
+    assert main(["serve", *args, "--port", "3999", "--no-scheduler"]) == 0
+    assert (served, clocks) == ([(3999, 200200)], [])
+    assert "scheduler off (--no-scheduler)" in caplog.text
+
+    assert main(["serve", *args]) == 0
+    assert (served[-1], clocks, stopped) == ((3000, 200200), [["slack"]], [True])
+    assert "scheduler on" in caplog.text
+
+
+@sqlite_only
+def test_serve_and_socket_say_which_credentials_are_missing(
+    team_file: Path, prepared_db: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["--config", str(team_file), "--db", prepared_db]
+    assert main(["serve", *args]) == 2
+    assert "no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in capsys.readouterr().err
+    assert main(["socket", *args]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "weekly-bot: error: Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN: "
+        "SLACK_BOT_TOKEN, SLACK_APP_TOKEN are not set")
+
+
+# -- the small pieces ------------------------------------------------------------------------------
+def test_slack_markup_becomes_plain_text_and_back() -> None:
+    names = {"U0WANG0001": "王芳"}.get
+    assert from_slack("问 <@U0WANG0001> 和 <@U0X|x>：a &lt; b &amp;&amp; c &gt; d", names) == "问 @王芳 和 @x：a < b && c > d"
+    assert from_slack("<https://example.com|example.com> <https://x.io/a|报告> <mailto:a@b.cn|a@b.cn> <!here>",
+                      names) == "example.com 报告 (https://x.io/a) a@b.cn @here"
+    assert to_slack("a < b & c\n> quoted") == "a &lt; b &amp; c\n> quoted"
+
+
+def test_classify_reads_only_peoples_dms() -> None:
+    base = {"type": "message", "channel": "D1", "channel_type": "im", "user": "U1", "text": "x", "ts": "1.1"}
+    assert classify(base) is not None and classify(base).kind == "message"  # type: ignore[union-attr]
+    assert classify({**base, "channel_type": "channel"}) is None
+    assert classify({**base, "subtype": "channel_join"}) is None
+    assert classify({**base, "subtype": "message_changed", "message": {"subtype": "tombstone", "user": "U1"}}) is None
+    assert action_of("weekly_assign.2") == "assign" and action_of("weekly_publish") == "publish"
+
+
+def test_blocks_split_long_text_and_keep_button_ids_unique() -> None:
+    assert blocks_for(Reply("no buttons")) is None
+    blocks = blocks_for(Reply("一行字\n" * 2000, buttons=(Button("A", "assign", "1:a"), Button("B", "assign", "1:b"))))
+    assert blocks is not None
+    sections = [b["text"]["text"] for b in blocks[:-1]]
+    assert len(sections) == 3 and all(len(x) <= 3000 for x in sections)
+    assert "\n".join(sections) == ("一行字\n" * 2000).strip("\n")
+    assert [e["action_id"] for e in blocks[-1]["elements"]] == ["weekly_assign", "weekly_assign.2"]
