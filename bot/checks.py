@@ -5,6 +5,22 @@ from __future__ import annotations
 from bot.config import Settings
 
 
+def _slack_auth(settings: Settings) -> tuple[bool, str]:
+    """Ask Slack (auth.test) whether it accepts the bot token."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    from handlers.slack import describe, make_client
+
+    mode = "Socket Mode" if settings.slack_app_token else "HTTP"
+    try:
+        who = make_client(settings).auth_test()
+    except SlackApiError as e:
+        return False, f"Slack: the bot token was refused ({e.response.get('error', 'error')})"
+    except (SlackClientError, OSError) as e:
+        return False, f"Slack: cannot reach {settings.slack_api_url} ({describe(e)})"
+    return True, f"Slack: token accepted for @{who.get('user')} in {who.get('team')} ({mode})"
+
+
 def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
     """(ok, line) per configured platform; a platform with no credentials at all is simply off."""
     out: list[tuple[bool, str]] = []
@@ -18,8 +34,7 @@ def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
         elif settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
             out.append((False, "Slack: SLACK_APP_TOKEN should start with xapp-"))
         else:
-            mode = "Socket Mode" if settings.slack_app_token else "HTTP"
-            out.append((True, f"Slack: credentials set ({mode})"))
+            out.append(_slack_auth(settings))
     else:
         out.append((True, "Slack: off (no SLACK_BOT_TOKEN)"))
     if settings.llm_enabled:

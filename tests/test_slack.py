@@ -664,3 +664,17 @@ def test_blocks_split_long_text_and_keep_button_ids_unique() -> None:
     assert len(sections) == 3 and all(len(x) <= 3000 for x in sections)
     assert "\n".join(sections) == ("一行字\n" * 2000).strip("\n")
     assert [e["action_id"] for e in blocks[-1]["elements"]] == ["weekly_assign", "weekly_assign.2"]
+
+
+def test_check_asks_slack_whether_it_accepts_the_token(team_file: Path, fake: FakeSlackApi, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url}.items():
+        monkeypatch.setenv(name, value)
+    args = ["check", "--config", str(team_file), "--db", f"sqlite:///{tmp_path / 'c.db'}"]
+    assert main(args) == 0
+    assert "ok  Slack: token accepted for @weekly-bot in Fake (HTTP)" in capsys.readouterr().out
+    assert [c.method for c in fake.calls("auth.test")] == ["auth.test"]
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # nothing listens there
+    assert main(args) == 1
+    assert "FAIL Slack: cannot reach http://127.0.0.1:9/api/" in capsys.readouterr().out
