@@ -4,6 +4,7 @@ replies out. Slack, Feishu and the console each translate their events into thes
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 logger = logging.getLogger(__name__)
 
 LEAD_COMMANDS = ("summary", "status", "remind")
+PUBLISH_WINDOW_S = 120  # the same report pressed again within this is a double click, not a re-publish
 CHAT_PREVIEW_CHARS = 3000
 
 
@@ -246,7 +248,7 @@ class ChatBot:
         tz = self.service.team_file.tz(team)
         out = []
         for owner in missing:
-            secs = "、".join(s.title for s in status.sections if s.state == "missing" and owner in s.owners)
+            secs = "、".join(x.title for x in status.sections if x.state == "missing" and owner in x.owners)
             out.append(Reply(t(lang, "reminder", team=team.title, cycle=status.cycle.label,
                                deadline=f"{status.cycle.deadline.astimezone(tz):%m-%d %H:%M}", sections=secs),
                              to=owner))
@@ -301,8 +303,18 @@ class ChatBot:
         if not channel:
             return [Reply(t(lang, "no_publish"))]
         report = self.service.report(team, label or None)
+        if not self._first_publish(platform, channel, report):
+            return [Reply(t(lang, "already_published"))]
         return [
             Reply(f"{team.title} {report.cycle}", file=(f"{team.key}-{report.cycle}.md", report.markdown),
                   channel=channel),
             Reply(t(lang, "published")),
         ]
+
+    def _first_publish(self, platform: str, channel: str, report: Report) -> bool:
+        """False for a second press of the same button moments later (same report, same channel)."""
+        body = "\n".join(ln for ln in report.markdown.splitlines() if not ln.startswith("Created:"))
+        digest = hashlib.sha256(body.encode()).hexdigest()[:24]
+        window = int(self.service.now().timestamp() // PUBLISH_WINDOW_S)
+        key = f"publish:{report.team.key}:{report.cycle}:{channel}:{digest}:{window}"
+        return self.service.store.claim_event(platform=platform, event_id=key, at=self.service.now())

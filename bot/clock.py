@@ -32,7 +32,7 @@ def _on_error(event: JobExecutionEvent) -> None:
     logger.error("tick failed: %s", event.exception)
 
 
-def _configure(scheduler: BaseScheduler, app: App, senders: Sequence[Sender]) -> None:
+def configure(scheduler: BaseScheduler, app: App, senders: Sequence[Sender]) -> None:
     scheduler.add_job(
         _run_tick, CronTrigger(second=0), args=(app, list(senders)), id="tick", name="weekly-bot tick",
         # a tick missed by up to an hour (sleep, restart) still runs, once
@@ -44,7 +44,7 @@ def _configure(scheduler: BaseScheduler, app: App, senders: Sequence[Sender]) ->
 def start_background_clock(app: App, senders: Sequence[Sender]) -> Callable[[], None]:
     """Start ticking in a thread (for `serve` and `socket`); returns a function that stops it."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    _configure(scheduler, app, senders)
+    configure(scheduler, app, senders)
     scheduler.start()
     logger.info("scheduler started: a tick every minute")
     return lambda: scheduler.shutdown(wait=False)
@@ -53,7 +53,7 @@ def start_background_clock(app: App, senders: Sequence[Sender]) -> Callable[[], 
 def run_clock(app: App, senders: Sequence[Sender]) -> None:
     """Tick every minute in the foreground until interrupted (`weekly-bot clock`)."""
     scheduler = BlockingScheduler(timezone="UTC")
-    _configure(scheduler, app, senders)
+    configure(scheduler, app, senders)
     _run_tick(app, senders)  # catch up at once after a restart
     try:
         scheduler.start()

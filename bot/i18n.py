@@ -61,6 +61,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "nobody_to_remind": {"zh": "所有人都已提交或跳过，无需提醒。", "en": "Everyone has answered or skipped."},
     "published": {"zh": "周报已发布到频道。", "en": "The report was published to the channel."},
+    "already_published": {
+        "zh": "这份周报刚刚已经发布过了。",
+        "en": "This report was published a moment ago.",
+    },
     "no_publish": {
         "zh": "团队配置里没有设置发布频道（publish）。",
         "en": "The team file sets no channel to publish to (publish).",

@@ -59,13 +59,15 @@ class Status:
     team: Team
     cycle: CycleTimes
     sections: tuple[SectionStatus, ...]
+    skipped: frozenset[str] = frozenset()
 
     @property
     def missing_owners(self) -> list[str]:
+        """Owners of missing sections who have not skipped the cycle, in section order."""
         seen: list[str] = []
         for s in self.sections:
             if s.state == "missing":
-                seen.extend(o for o in s.owners if o not in seen)
+                seen.extend(o for o in s.owners if o not in seen and o not in self.skipped)
         return seen
 
     def to_json(self) -> dict[str, Any]:
@@ -361,7 +363,7 @@ class WeeklyService:
             else:
                 state = "missing"
             rows.append(SectionStatus(sec.key, sec.title, sec.owners, state, late=bool(mine) and all(u.late for u in mine)))
-        return Status(team=team, cycle=cycle, sections=tuple(rows))
+        return Status(team=team, cycle=cycle, sections=tuple(rows), skipped=frozenset(skips))
 
     def section_texts(self, team: Team, stored: StoredCycle) -> tuple[SectionText, ...]:
         """The cycle's sections in the team file's order, then extra (imported) ones that have text."""

@@ -22,6 +22,7 @@ from bot.service import WeeklyService
 
 logger = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(minutes=15)
+EVENT_MEMORY = timedelta(days=7)  # processed platform events are remembered this long for dedupe
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     """Do everything due at `at` (default: now) once; returns what was attempted."""
     at = at or service.now()
     service.sync()
+    service.store.prune_events(before=service.now() - EVENT_MEMORY)
     out: list[Sent] = []
     for team in service.team_file.teams:
         try:
@@ -55,7 +57,8 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
         return []
     updates = service.store.updates(cycle_id=stored.id)
     answered = answered_sections([(u.member_key, u.section_key) for u in updates])
-    dues = due_at(team, cycle, at, answered=answered, skipped=service.store.skips(cycle_id=stored.id))
+    skipped = frozenset(service.store.skips(cycle_id=stored.id))
+    dues = due_at(team, cycle, at, answered=answered, skipped=skipped)
     if not dues:
         return []
     existing = {o.key: o for o in service.store.outgoing(team_key=team.key)}
@@ -74,7 +77,7 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
             continue
         if not _claim(service, due, existing.get(due.key), at):
             continue
-        text = compose(service, team, cycle, due)
+        text = compose(service, team, cycle, due, skipped)
         try:
             sender.send(due.member, Reply(text))
         except Exception as e:  # any platform failure: keep it due, try again next tick
@@ -101,7 +104,8 @@ def _claim(service: WeeklyService, due: Due, existing: object, at: datetime) -> 
     return False
 
 
-def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due) -> str:
+def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due,
+            skipped: frozenset[str] = frozenset()) -> str:
     """The words of a prompt, reminder or escalation, in the team's language."""
     lang = service.lang(team)
     tz = service.team_file.tz(team)
@@ -114,7 +118,7 @@ def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due) -> 
         parts = []
         for key in due.sections:
             sec = team.section(key)
-            owners = sep.join(members[o].name for o in (sec.owners if sec else ()))
+            owners = sep.join(members[o].name for o in (sec.owners if sec else ()) if o not in skipped)
             parts.append(f"【{titles[key]}】({owners})")
         return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
     if due.kind == "reminder":

@@ -347,6 +347,12 @@ class Store:
         except IntegrityError:
             return False
 
+    def prune_events(self, *, before: datetime) -> int:
+        """Forget events older than any platform's redelivery (Slack and Feishu retry for minutes, not days)."""
+        with self._tx() as s:
+            result = s.execute(delete(ProcessedEventRow).where(ProcessedEventRow.at < before))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     # -- outgoing messages (exactly once) ----------------------------------------------------
     def claim_outgoing(
         self, *, key: str, team_key: str, cycle_label: str, member_key: str, kind: str, offset_label: str,

@@ -97,6 +97,6 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
     assert out.count("周报开始收集了") == 7  # every owner prompted once
     assert "  (nothing due)" in out
     assert "bot → 刘洋 (DM): 提醒：" in out
-    assert "bot → 王芳 (DM): 支付清算中心周报 2024-W41 周报已到截止时间，仍未提交：【O1 业务服务】(赵敏、李雷)" in out
+    assert "bot → 王芳 (DM): 支付清算中心周报 2024-W41 周报已到截止时间，仍未提交：【O1 业务服务】(李雷)" in out
     assert "## 收获与反思" in out and "# 下周工作及目标" in out
     assert "bot → #C0WEEKLY01: 支付清算中心周报 2024-W41" in out

@@ -117,7 +117,7 @@ def test_at_the_deadline_the_leads_hear_who_is_missing(make_app: Callable[..., A
     sent = tick(app.service, [inbox], W42_DEADLINE)
     assert [(s.due.member, s.due.kind) for s in sent] == [("wang", "escalation")]
     assert inbox.to("wang") == [
-        "支付清算中心周报 2024-W42 周报已到截止时间，仍未提交：【O1 业务服务】(赵敏、李雷)、【系统指标】(孙浩)、【生产事件】(孙浩)"]
+        "支付清算中心周报 2024-W42 周报已到截止时间，仍未提交：【O1 业务服务】(李雷)、【系统指标】(孙浩)、【生产事件】(孙浩)"]  # 赵敏 skipped
     assert tick(app.service, [inbox], W42_DEADLINE + timedelta(hours=1)) == []
     # a week-old escalation is news, not an alarm: after the window nothing goes
     other = make_app(FixedClock(W42_OPEN))

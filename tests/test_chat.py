@@ -1,0 +1,93 @@
+"""The conversation through the console edge: the same ChatBot Slack and Feishu drive."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from bot.app import App
+from bot.chat import ChatBot
+from handlers.console import ConsoleChat
+
+from .conftest import FixedClock, at
+
+
+def console(app: App, member: str) -> tuple[ConsoleChat, io.StringIO]:
+    out = io.StringIO()
+    return ConsoleChat(ChatBot(app.service), out, member), out
+
+
+def said(out: io.StringIO) -> list[str]:
+    lines = out.getvalue().splitlines()
+    out.seek(0)
+    out.truncate()
+    return lines
+
+
+def test_an_answer_is_confirmed_and_shown_in_the_draft(make_app: Callable[..., App]) -> None:
+    chat, out = console(make_app(), "zhang")
+    chat.handle("1. 对账差错2笔，均已处理。")
+    assert said(out) == ["  bot → 张伟: 已记录到【清分对账】（2024-W42）：1. 对账差错2笔，均已处理。"]
+    chat.handle("/edit 1 1. 对账差错3笔，均已处理。")
+    assert said(out) == ["  bot → 张伟: 已更新【清分对账】的这条内容：1. 对账差错3笔，均已处理。"]
+    chat.handle("/weekly show")
+    assert said(out) == ["  bot → 张伟: 2024-W42 你的草稿：", "    【清分对账】", "    1. 对账差错3笔，均已处理。"]
+    chat.handle("/delete 1")
+    assert said(out) == ["  bot → 张伟: 已从【清分对账】删除这条内容。"]
+    chat.handle("/weekly show")
+    assert said(out) == ["  bot → 张伟: 2024-W42 你还没有提交内容。"]
+
+
+def test_lead_commands_are_refused_to_others_and_unknown_words_get_help(make_app: Callable[..., App]) -> None:
+    chat, out = console(make_app(), "chen")
+    for command in ("/weekly summary", "/weekly status", "/weekly remind"):
+        chat.handle(command)
+        assert said(out) == [f"  bot → 陈静: 只有 支付清算中心周报 的负责人可以使用 {command}。"]
+    chat.handle("/weekly dance")
+    lines = said(out)
+    assert lines[0] == "  bot → 陈静: 不认识的命令“dance”。"
+    assert "    /weekly show — 查看我的草稿" in lines
+
+
+def test_remind_dms_the_missing_and_tells_the_lead(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    for member in ("li", "zhang", "chen", "liu", "sun"):
+        app.service.skip(member)
+    chat, out = console(app, "wang")
+    chat.handle("/weekly remind")
+    lines = said(out)
+    assert lines[0].startswith("  bot → 赵敏 (DM): 提醒：支付清算中心周报 2024-W42 周报将在 10-17 18:00 截止，你负责的【O1 业务服务】")
+    assert lines[1].startswith("  bot → 王芳: 提醒：支付清算中心周报 2024-W42 周报将在 10-17 18:00 截止，你负责的【其他】")
+    assert lines[2] == "  bot → 王芳: 已提醒 2 位尚未提交的负责人：赵敏、王芳"
+
+
+def test_publish_twice_in_a_row_posts_once(make_app: Callable[..., App]) -> None:
+    clock = FixedClock(at("2024-10-17 18:30"))
+    app = make_app(clock)
+    app.service.record("zhang", "对账差错2笔。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary")
+    lines = said(out)
+    assert lines[0] == "  bot → 王芳: 正在生成 2024-W42 的周报，稍后发给你。"
+    assert lines[1] == "  bot → 王芳: # 2024-W42"
+    assert lines[-1] == "    [1] 发布到频道"
+    chat.handle("1")
+    assert said(out) == ["  bot → #C0WEEKLY01: 支付清算中心周报 2024-W42", "    [file: clearing-2024-W42.md, 35 lines]",
+                         "  bot → 王芳: 周报已发布到频道。"]
+    chat.handle("/weekly summary")
+    said(out)
+    chat.handle("1")
+    assert said(out) == ["  bot → 王芳: 这份周报刚刚已经发布过了。"]
+    clock.now = at("2024-10-17 19:00")  # later, on purpose: published again
+    chat.handle("/weekly summary")
+    said(out)
+    chat.handle("1")
+    assert said(out)[-1] == "  bot → 王芳: 周报已发布到频道。"
+
+
+def test_someone_not_in_the_team_file_is_told_so(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    bot = ChatBot(app.service)
+    replies = bot.on_message("slack", "U0STRANGER", "hello", "D1:1.1")
+    assert [r.text for r in replies] == ["我还不认识你：请让管理员在团队配置文件里加上你的账号。"]
+    assert app.store.update_by_message(platform="slack", message_id="D1:1.1") is None
