@@ -122,7 +122,7 @@ class ChatBot:
             updated = self.service.edit(member, platform=platform, message_id=message_id, text=text)
             if updated is None:  # an edit of a message we never stored: treat it as a new one
                 return self._record(member, platform, text, message_id)
-            return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key),
+            return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key, self.lang(member)),
                             preview=preview(updated.text)))]
 
         return self._guard(member, run)
@@ -137,14 +137,16 @@ class ChatBot:
         deleted = self.service.delete(member, platform=platform, message_id=message_id)
         if deleted is None:
             return []
-        return [Reply(t(self.lang(member), "deleted", section=self._title(deleted.section_key)))]
+        return [Reply(t(self.lang(member), "deleted", section=self._title(deleted.section_key, self.lang(member))))]
 
-    def _title(self, key: str | None) -> str:
+    def _title(self, key: str | None, lang: Lang = "zh") -> str:
         for team in self.service.team_file.teams:
             sec = team.section(key or "")
             if sec:
                 return sec.title
-        return key or "?"
+        if key is None:  # an update whose owner has not picked its section yet
+            return "待选择的部分" if lang == "zh" else "no section yet"
+        return key
 
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, platform: str, user_id: str, text: str) -> Outcome:
@@ -163,10 +165,16 @@ class ChatBot:
                 return Outcome([Reply(self._user_error(member, e))])
             if member not in team.leads:
                 return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd=sub))])
+            try:  # a wrong cycle is said at once, not after "compiling…"
+                cycle_label = self.service.resolve_cycle(team, label).label
+            except UserError as e:
+                if label is None:
+                    return Outcome([Reply(self._user_error(member, e))])
+                example = self._guard_label(team) or "2024-W40"
+                return Outcome([Reply(t(lang, "bad_cycle", label=label, team=team.title, example=example))])
             if sub == "summary":
-                cycle_label = label or self._guard_label(team)
                 return Outcome(
-                    [Reply(t(lang, "summary_wait", cycle=cycle_label or "?"))],
+                    [Reply(t(lang, "summary_wait", cycle=cycle_label))],
                     later=lambda: self._guard(member, lambda: self._summary(team, label)),
                 )
             if sub == "status":
@@ -197,7 +205,7 @@ class ChatBot:
             elif re.fullmatch(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*", word):
                 label = word
             else:
-                raise UserError(f"'{word}' is neither a team nor a cycle (like 2024-W40)")
+                raise UserError(t(self.lang(member), "bad_arg", word=word))
         if team is None:
             led = [x for x in teams if member in x.leads]
             team = led[0] if led else teams[0]

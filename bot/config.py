@@ -138,6 +138,14 @@ class Section(Strict):
     hint: str | None = None
     style: Literal["item", "heading"] = "item"
 
+    @field_validator("owners")
+    @classmethod
+    def _unique_owners(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, owner in enumerate(v):
+            if owner in v[:i]:
+                raise ValueError(f"owner {owner!r} is listed twice")
+        return v
+
 
 class Team(Strict):
     key: str = Field(pattern=_KEY)
@@ -152,11 +160,16 @@ class Team(Strict):
     @field_validator("sections")
     @classmethod
     def _unique_sections(cls, v: tuple[Section, ...]) -> tuple[Section, ...]:
-        seen: set[str] = set()
+        keys: set[str] = set()
+        titles: set[str] = set()
         for s in v:
-            if s.key in seen:
+            if s.key in keys:
                 raise ValueError(f"section key {s.key!r} is used twice")
-            seen.add(s.key)
+            # owners pick a section by its title (【标题】) and imports match titles: they must differ
+            if s.title in titles:
+                raise ValueError(f"section title {s.title!r} is used twice")
+            keys.add(s.key)
+            titles.add(s.title)
         return v
 
     def section(self, key: str) -> Section | None:
@@ -325,6 +338,8 @@ def load_team_file(path: str | Path) -> TeamFile:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "is required"
+        elif err["type"] == "too_short":
+            msg = "must not be empty"
         ctx_err = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _RefError):
             loc, msg = loc + ctx_err.loc, ctx_err.msg

@@ -19,6 +19,7 @@ from bot.holidays import Calendar
 from bot.model import CycleTimes
 
 _EPOCH = date(1, 1, 1)  # a Monday, the start of ISO week 0001-W01: indexes cycles without `start`
+MIN_YEAR, MAX_YEAR = 1990, 2200  # time zones and calendars past these are guesswork
 _LABEL = re.compile(r"^(\d{4})-W(\d{2})(?:&(?:(\d{4})-)?W(\d{2}))?$")
 
 
@@ -211,6 +212,8 @@ class CycleCalendar:
                 last = parse_week_label(f"{m.group(3) or m.group(1)}-W{m.group(4)}")
         except ValueError as e:
             raise UserError(f"{label!r} is not a cycle label: {e}") from None
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise UserError(f"{text}: a cycle must lie between {MIN_YEAR} and {MAX_YEAR}")
         first = date.fromisocalendar(year, week, 1)
         index = self._index_of(first)
         if not self._exists(index):

@@ -44,7 +44,7 @@ class ConsoleSender:
         return True
 
     def send(self, member: str, reply: Reply) -> None:
-        self.chat.show([reply], to=member)
+        self.chat.show([reply], to=member, dm=True)
 
 
 def run_demo(out: TextIO, *, keep: bool = False) -> int:

@@ -66,11 +66,10 @@ def due_at(
     owners = owners_sections(team)
 
     def waiting(member: str) -> list[Section]:
-        """The member's sections with nothing from them, unless they skipped the cycle."""
+        """The member's sections that nobody has answered yet, unless the member skipped the cycle."""
         if member in skipped:
             return []
-        done = answered.get(member, set())
-        return [s for s in owners[member] if s.key not in done]
+        return [s for s in owners[member] if not _section_done(s, answered, skipped)]
 
     if at < cycle.deadline:
         for member, secs in owners.items():

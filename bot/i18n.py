@@ -65,6 +65,14 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "这份周报刚刚已经发布过了。",
         "en": "This report was published a moment ago.",
     },
+    "bad_cycle": {
+        "zh": "“{label}”不是{team}的周期（周期的写法如 {example}）。",
+        "en": "'{label}' is not a cycle of {team} (cycles look like {example}).",
+    },
+    "bad_arg": {
+        "zh": "“{word}”既不是团队也不是周期（周期的写法如 2024-W40）。",
+        "en": "'{word}' is neither a team nor a cycle (cycles look like 2024-W40).",
+    },
     "no_publish": {
         "zh": "团队配置里没有设置发布频道（publish）。",
         "en": "The team file sets no channel to publish to (publish).",

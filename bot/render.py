@@ -137,7 +137,7 @@ def render_report(
             lines.append("")
         else:
             _append_block(lines, _item_block(section, language), spaced=False)
-    if summary is not None and (summary.reflections or summary.next_week):
+    if summary is not None:
         _append_block(lines, _closing(summary, sections, language), spaced=True)
     while lines and not lines[-1]:
         lines.pop()

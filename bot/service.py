@@ -33,6 +33,7 @@ from storage.repo import Store, StoredCycle, StoredUpdate
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20000
+_LABEL = re.compile(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*")
 IMPORT_MEMBER = "(import)"
 Clock = Callable[[], datetime]
 
@@ -337,11 +338,11 @@ class WeeklyService:
             stored = self.stored_cycle(team, cycle)
             titles = {s.key: s.title for s in team.sections}
             unassigned = "（待选择部分）" if self.lang(team) == "zh" else "(section not chosen yet)"
-            parts = [
-                (titles.get(u.section_key or "", unassigned), u.text)
-                for u in self.store.updates(cycle_id=stored.id) if u.member_key == member
-            ]
-            out.append((team, cycle, parts))
+            grouped: dict[str, list[str]] = {}
+            for u in self.store.updates(cycle_id=stored.id):
+                if u.member_key == member:
+                    grouped.setdefault(titles.get(u.section_key or "", unassigned), []).append(u.text)
+            out.append((team, cycle, [(title, "\n".join(texts)) for title, texts in grouped.items()]))
         return out
 
     # -- status and the report ---------------------------------------------------------------
@@ -358,8 +359,6 @@ class WeeklyService:
                 state = "submitted"
             elif sec.owners and all(o in skips for o in sec.owners):
                 state = "skipped"
-            elif not sec.owners and stored.imported:
-                state = "missing"
             else:
                 state = "missing"
             rows.append(SectionStatus(sec.key, sec.title, sec.owners, state, late=bool(mine) and all(u.late for u in mine)))
@@ -393,9 +392,11 @@ class WeeklyService:
             prev = self.store.find_cycle(team_key=team.key, label=label)
             if prev is None:
                 continue
-            summary = self.store.latest_summary(cycle_id=prev.id, sources=("imported", "llm", "offline"))
-            if summary is not None:
-                return tuple(summary.next_week)
+            # what people wrote wins over what a model drafted, and a model over the offline rules
+            for sources in (("imported",), ("llm",), ("offline",)):
+                summary = self.store.latest_summary(cycle_id=prev.id, sources=sources)
+                if summary is not None:
+                    return tuple(summary.next_week)
             return ()
         return ()
 
@@ -437,12 +438,22 @@ class WeeklyService:
     def import_reports(self, paths: Sequence[str], *, team: Team, label: str | None = None) -> ImportResult:
         """Load past reports as history; every file is checked before anything is written."""
         self.sync()
+        if label is not None:
+            if not _LABEL.fullmatch(label):
+                raise UserError(f"--cycle {label!r} is not a cycle label (like 2024-W40 or 2024-W38&W39)")
+            if len(paths) > 1:
+                raise UserError("--cycle names the cycle of one report: import several files without it")
         parsed = []
+        seen: dict[str, str] = {}
         for path in paths:
             report = _read_report(path)
             cycle_label = label or report.cycle
             if not cycle_label:
                 raise UserError(f"{path}: no cycle in its title (like '# 2024-W40'): pass --cycle")
+            if cycle_label in seen:
+                raise UserError(f"{path}: {cycle_label} is also the cycle of {seen[cycle_label]}: "
+                                "import one report per cycle")
+            seen[cycle_label] = path
             times = self._times_for(team, cycle_label, path)
             parsed.append((path, cycle_label, times, report))
         result = ImportResult()
@@ -482,7 +493,7 @@ class WeeklyService:
 
     def _times_for(self, team: Team, label: str, path: str) -> CycleTimes | None:
         """The schedule's times for an imported label; history from before the schedule has none."""
-        if not re.fullmatch(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*", label):
+        if not _LABEL.fullmatch(label):
             raise UserError(f"{path}: {label!r} is not a cycle label (like 2024-W40 or 2024-W38&W39)")
         try:
             return self.calendar(team).by_label(label)

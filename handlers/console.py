@@ -29,13 +29,13 @@ class ConsoleChat:
         m = self.bot.service.team_file.members.get(member)
         return m.name if m else member
 
-    def show(self, replies: Iterable[Reply], *, to: str | None = None) -> None:
+    def show(self, replies: Iterable[Reply], *, to: str | None = None, dm: bool = False) -> None:
         """Print replies; buttons become numbered choices for the next line typed."""
         for r in replies:
             target = r.to or to or self.member
             if r.channel:
                 head = f"bot → #{r.channel}"
-            elif target != self.member:
+            elif target != self.member or dm:
                 head = f"bot → {self.name(target)} (DM)"
             else:
                 head = f"bot → {self.name(target)}"
@@ -96,7 +96,10 @@ class ConsoleChat:
         number, _, text = rest.strip().partition(" ")
         mine = self._mine.get(self.member, [])
         if not number.isdigit() or not 1 <= int(number) <= len(mine):
-            self.out.write(f"  (say which of your {len(mine)} messages: {cmd} N …)\n")
+            if mine:
+                self.out.write(f"  (you have sent {len(mine)} message(s): {cmd} N, N from 1 to {len(mine)})\n")
+            else:
+                self.out.write(f"  (you have sent no message to {cmd[1:]} yet)\n")
             return
         message_id = mine[int(number) - 1]
         if cmd == "/edit":

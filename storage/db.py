@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from bot.errors import UserError
@@ -34,10 +34,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(normalize_url(url))
     except ArgumentError:
         raise UserError(f"DATABASE_URL {url!r} is not a database URL (try sqlite:///weekly.db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise UserError(f"DATABASE_URL {url!r}: unsupported database (use sqlite:/// or postgresql://)")
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UserError(f"DATABASE_URL {url!r} is an in-memory database: nothing would be kept "
+                        "(use a file, like sqlite:///weekly.db)")
     try:
-        parsed.get_dialect()
-    except NoSuchModuleError:
-        raise UserError(f"DATABASE_URL {url!r}: unknown database (use sqlite:/// or postgresql://)") from None
+        return _engine(parsed, **kwargs)
+    except (NoSuchModuleError, ImportError):
+        raise UserError(f"DATABASE_URL {url!r}: no driver for it here (use sqlite:/// or postgresql://)") from None
+
+
+def _engine(parsed: URL, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
 

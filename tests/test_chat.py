@@ -91,3 +91,21 @@ def test_someone_not_in_the_team_file_is_told_so(make_app: Callable[..., App]) -
     replies = bot.on_message("slack", "U0STRANGER", "hello", "D1:1.1")
     assert [r.text for r in replies] == ["我还不认识你：请让管理员在团队配置文件里加上你的账号。"]
     assert app.store.update_by_message(platform="slack", message_id="D1:1.1") is None
+
+
+def test_a_wrong_cycle_is_said_at_once_in_the_teams_language(make_app: Callable[..., App]) -> None:
+    chat, out = console(make_app(), "wang")
+    chat.handle("/weekly summary 2024-W99")
+    assert said(out) == ["  bot → 王芳: “2024-W99”不是支付清算中心周报的周期（周期的写法如 2024-W42）。"]
+    chat.handle("/weekly status nonsense")
+    assert said(out) == ["  bot → 王芳: “nonsense”既不是团队也不是周期（周期的写法如 2024-W40）。"]
+    chat.handle("/weekly summary 2024-W40")
+    assert said(out)[0] == "  bot → 王芳: 正在生成 2024-W40 的周报，稍后发给你。"
+
+
+def test_deleting_a_message_not_yet_given_a_section(make_app: Callable[..., App]) -> None:
+    chat, out = console(make_app(), "sun")
+    chat.handle("可用性99.99%。")
+    assert said(out)[-1] == "    [1] 系统指标  [2] 生产事件"
+    chat.handle("/delete 1")
+    assert said(out) == ["  bot → 孙浩: 已从【待选择的部分】删除这条内容。"]

@@ -116,3 +116,15 @@ def test_check_refuses_a_broken_file(tmp_path: Path, broken: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"weekly-bot: error: {tmp_path / 'team.yaml'}")
     assert "Traceback" not in result.stderr
+
+
+def test_section_titles_and_owners_must_not_repeat(tmp_path: Path) -> None:
+    assert error_of(tmp_path, GOOD.replace("title: 风控引擎", "title: 结算通道")).endswith(
+        "teams[0].sections: section title '结算通道' is used twice")
+    assert error_of(tmp_path, GOOD.replace("owners: [chen]", "owners: [chen, chen]")).endswith(
+        "teams[0].sections[2].owners: owner 'chen' is listed twice")
+
+
+def test_a_team_without_sections(tmp_path: Path) -> None:
+    head = GOOD.split("    sections:")[0]
+    assert error_of(tmp_path, head + "    sections: []\n").endswith("teams[0].sections: must not be empty")

@@ -203,12 +203,12 @@ def test_render_keeps_owner_lines_tabs_and_inner_blank_lines() -> None:
     assert _render(sections, None) == expected
 
 
-def test_render_without_summary_or_with_empty_summary_has_no_closing_sections() -> None:
-    empty = Summary(reflections=[], next_week=[], source="none")
+def test_render_without_summary_has_no_closing_sections_and_an_empty_one_says_none() -> None:
+    empty = Summary(reflections=[], next_week=[], source="offline")
     without = _render(SPEC_SECTIONS, None)
-    assert _render(SPEC_SECTIONS, empty) == without
     assert "收获与反思" not in without and "下周工作" not in without
     assert without.endswith("重跑后恢复。\n")
+    assert _render(SPEC_SECTIONS, empty) == without + "\n## 收获与反思\n\n（无）\n\n# 下周工作及目标\n\n（无）\n"
 
 
 def test_render_is_deterministic_and_ends_with_one_newline() -> None:
@@ -402,7 +402,7 @@ def _assert_round_trip(
             for item in items
         ]
 
-    closing = summary is not None and bool(summary.reflections or summary.next_week)
+    closing = summary is not None
     assert list(parsed.reflections) == (as_parsed(summary.reflections) if closing and summary else [])
     assert list(parsed.next_week) == (as_parsed(summary.next_week) if closing and summary else [])
     # Rendering what was read gives the same report again (skipped reads as empty, like missing).

@@ -192,3 +192,23 @@ def test_before_the_first_cycle_is_a_clear_error(make_app: Callable[..., App], t
     app = make_app()
     with pytest.raises(UserError, match="no cycle has opened yet"):
         app.service.status(app.service.team(None))
+
+
+def test_import_refuses_a_bad_or_shared_cycle_before_reading(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    with pytest.raises(UserError, match=r"^--cycle 'banana' is not a cycle label"):
+        app.service.import_reports([str(W40)], team=team, label="banana")
+    with pytest.raises(UserError, match="^--cycle names the cycle of one report"):
+        app.service.import_reports([str(W39), str(W40)], team=team, label="2024-W46")
+    with pytest.raises(UserError, match=f"^{W40}: 2024-W40 is also the cycle of {W40}"):
+        app.service.import_reports([str(W40), str(W40)], team=team)
+    assert app.store.cycle_labels(team_key="clearing") == []
+
+
+def test_out_of_range_cycles_are_refused(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    for label in ("9999-W52", "1900-W01"):
+        with pytest.raises(UserError, match="a cycle must lie between 1990 and 2200"):
+            app.service.status(team, label)

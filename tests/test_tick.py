@@ -184,3 +184,27 @@ def test_due_is_a_pure_function(make_app: Callable[..., App]) -> None:
         ("li", "prompt", "", ("settlement", "o1_business")),
         ("li", "reminder", "2h", ("o1_business",)),
     ]
+
+
+def test_a_co_owner_is_not_chased_for_a_section_already_answered(make_app: Callable[..., App]) -> None:
+    clock = FixedClock(W42_OPEN)
+    app = make_app(clock)
+    inbox = Inbox()
+    tick(app.service, [inbox], W42_OPEN)
+    app.service.record("li", "【O1 业务服务】跨境收款完成。", platform="test", message_id="li-o1")
+    inbox.sent.clear()
+    sent = tick(app.service, [inbox], at("2024-10-16 18:00"))
+    assert "zhao" not in {s.due.member for s in sent}  # 李雷 answered O1 for both of its owners
+    assert [s.due.sections for s in sent if s.due.member == "li"] == [("settlement",)]
+
+
+def test_the_prompt_shows_the_imported_plan_not_a_later_draft(make_app: Callable[..., App]) -> None:
+    from .conftest import EXAMPLES
+
+    app = make_app(FixedClock(at("2024-10-08 10:00")))
+    team = app.service.team(None)
+    app.service.import_reports([str(EXAMPLES / "report-2024-W40.md")], team=team)
+    app.service.report(team, "2024-W40", summarize=True)  # a read-only look stores an offline draft
+    inbox = Inbox()
+    tick(app.service, [inbox], at("2024-10-08 10:00"))
+    assert "上周计划：\n    - 商户欺诈评分模型v3灰度10%流量，误拦率控制在0.15%以内。" in inbox.to("chen")[0]
