@@ -470,11 +470,8 @@ def _title(section: SectionText) -> str:
 
 
 def _reflection(group: _Group, language: Lang) -> SummaryItem:
-    """`【生产事件】…。` / `[Incidents] ….`: the statement under the title of where it was said."""
-    keys = tuple(s.key for s in group.sections)
-    if language == "zh":
-        return SummaryItem(f"【{'、'.join(_title(s) for s in group.sections)}】{_finish(group.text)}", keys)
-    return SummaryItem(f"[{', '.join(_title(s) for s in group.sections)}] {_finish(group.text)}", keys)
+    """The statement as said; where it was said is its sources (the report prints them after it)."""
+    return SummaryItem(_finish(group.text), tuple(s.key for s in group.sections))
 
 
 def _uncarried(text: str) -> str:

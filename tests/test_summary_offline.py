@@ -57,8 +57,8 @@ def test_chinese_report() -> None:
     result = summarize_offline(zh_request())
 
     assert result.reflections == [
-        SummaryItem("【清分对账】对账差错下降至3笔，均已处理。", ("clearing",)),
-        SummaryItem("【生产事件】10/08 14:20 清算文件延迟生成，原因是上游批量任务超时，重跑后恢复。", ("incidents",)),
+        SummaryItem("对账差错下降至3笔，均已处理。", ("clearing",)),
+        SummaryItem("10/08 14:20 清算文件延迟生成，原因是上游批量任务超时，重跑后恢复。", ("incidents",)),
     ]
     assert result.next_week == [
         SummaryItem("招商银行直连：联调完成，预计10月下旬上线。", ("settlement",)),
@@ -71,8 +71,8 @@ def test_english_report_and_skipped_section() -> None:
     result = summarize_offline(en_request())
 
     assert result.reflections == [
-        SummaryItem("[Risk & compliance] Chargeback rate dropped to 0.12% after the new rules.", ("risk",)),
-        SummaryItem("[Incidents] 10/08 14:20 Settlement file generated 40 min late; the upstream batch job "
+        SummaryItem("Chargeback rate dropped to 0.12% after the new rules.", ("risk",)),
+        SummaryItem("10/08 14:20 Settlement file generated 40 min late; the upstream batch job "
                     "timed out. Rerun fixed it.", ("incidents",)),
     ]
     assert result.next_week == [
@@ -138,7 +138,7 @@ def test_identical_statements_merge_with_all_their_sources() -> None:
     result = summarize_offline(zh_request(*sections))
 
     assert result.reflections == [
-        SummaryItem("【结算通道、清分对账】受银联系统升级影响，部分交易超时，预计下周恢复。", ("settlement", "clearing")),
+        SummaryItem("受银联系统升级影响，部分交易超时，预计下周恢复。", ("settlement", "clearing")),
     ]
     assert result.next_week == [
         SummaryItem("受银联系统升级影响，部分交易超时，预计下周恢复。", ("settlement", "clearing")),
@@ -166,7 +166,7 @@ def test_each_list_keeps_the_first_ten_with_carried_goals_first() -> None:
         [f"（延续）第{i}项改造上线。" for i in (1, 2, 3)] + [f"第{i}项改造开发中，出现超时告警。" for i in range(1, 8)]
     )
     assert [item.text for item in result.reflections] == [
-        f"【结算通道】第{i}项改造开发中，出现超时告警。" for i in range(1, 11)
+        f"第{i}项改造开发中，出现超时告警。" for i in range(1, 11)
     ]
 
 
