@@ -44,6 +44,10 @@ def build_senders(app: App) -> list[Sender]:
         from handlers.slack import SlackSender
 
         senders.append(SlackSender.from_app(app))
+    if app.settings.feishu_app_id and app.settings.feishu_app_secret:
+        from handlers.feishu import FeishuSender
+
+        senders.append(FeishuSender.from_app(app))
     return senders
 
 

@@ -21,6 +21,17 @@ def _slack_auth(settings: Settings) -> tuple[bool, str]:
     return True, f"Slack: token accepted for @{who.get('user')} in {who.get('team')} ({mode})"
 
 
+def _feishu(settings: Settings) -> tuple[bool, str]:
+    """Feishu's line: off, a missing half of the app credentials, or whether Feishu issues a tenant_access_token."""
+    if not (settings.feishu_app_id or settings.feishu_app_secret):
+        return True, "Feishu: off (no FEISHU_APP_ID)"
+    if not (settings.feishu_app_id and settings.feishu_app_secret):
+        return False, f"Feishu: {'FEISHU_APP_SECRET' if settings.feishu_app_id else 'FEISHU_APP_ID'} is not set"
+    from handlers.feishu import check_credentials
+
+    return check_credentials(settings)
+
+
 def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
     """(ok, line) per configured platform; a platform with no credentials at all is simply off."""
     out: list[tuple[bool, str]] = []
@@ -37,6 +48,7 @@ def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
             out.append(_slack_auth(settings))
     else:
         out.append((True, "Slack: off (no SLACK_BOT_TOKEN)"))
+    out.append(_feishu(settings))
     if settings.llm_enabled:
         out.append((True, f"LLM: {settings.openai_base_url or 'https://api.openai.com/v1'} model "
                           f"{settings.weekly_llm_model}"))

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,13 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate the team file, the database and the platforms' credentials")
     _common(p)
 
-    p = sub.add_parser("serve", help="HTTP: POST /slack/events and GET /healthz, plus the scheduler")
+    p = sub.add_parser("serve", help="HTTP: POST /slack/events, POST /feishu/events and GET /healthz, "
+                                         "plus the scheduler")
     _common(p)
     p.add_argument("--port", type=int, help="the port to listen on (default: $PORT or 3000)")
     p.add_argument("--no-scheduler", action="store_true",
                    help="start no scheduler (run `weekly-bot clock` in one process instead)")
 
-    p = sub.add_parser("socket", help="Slack Socket Mode (SLACK_APP_TOKEN), plus the scheduler")
+    p = sub.add_parser("socket", help="Slack Socket Mode (SLACK_APP_TOKEN) and/or the Feishu long connection "
+                                          "(FEISHU_APP_ID), plus the scheduler")
     _common(p)
     p.add_argument("--no-scheduler", action="store_true", help="start no scheduler")
 
@@ -307,15 +310,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_socket(args: argparse.Namespace) -> int:
-    from handlers.slack import build_slack, run_socket_mode
+def _logging_failure(run: Callable[[], None]) -> None:
+    """A connection run in a thread: its failure is one log line, not a traceback."""
+    try:
+        run()
+    except Exception as e:
+        logger.error("%s stopped: %s: %s", threading.current_thread().name, type(e).__name__, e)
 
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    """Slack Socket Mode and/or the Feishu long connection, as configured; with both, Slack runs in a thread."""
     _log_info()
     app = _app(args)
-    edge = build_slack(app, socket_mode=True)
-    stop = _start_clock(app, [edge.sender], enabled=not args.no_scheduler)
+    s = app.settings
+    feishu = bool(s.feishu_app_id or s.feishu_app_secret)
+    runs: list[Callable[[], None]] = []
+    senders: list[Sender] = []
+    if s.slack_app_token or not feishu:  # with neither, Slack's error names what to set
+        from handlers.slack import build_slack, run_socket_mode
+
+        slack_edge = build_slack(app, socket_mode=True)
+        senders.append(slack_edge.sender)
+        runs.append(lambda: run_socket_mode(slack_edge, s.slack_app_token or ""))
+    if feishu:
+        from handlers.feishu import build_feishu, run_long_connection
+
+        feishu_edge = build_feishu(app, long_connection=True)
+        senders.append(feishu_edge.sender)
+        runs.append(lambda: run_long_connection(feishu_edge))
+    stop = _start_clock(app, senders, enabled=not args.no_scheduler)
     try:
-        run_socket_mode(edge, app.settings.slack_app_token or "")
+        for run in runs[:-1]:
+            threading.Thread(target=_logging_failure, args=(run,), name="slack-socket-mode", daemon=True).start()
+        runs[-1]()
     finally:
         stop()
     return 0

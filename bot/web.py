@@ -1,7 +1,8 @@
 """The HTTP face of `weekly-bot serve`: every configured platform's routes, plus `GET /healthz`.
 
-A platform edge brings its own routes (Slack: `POST /slack/events`); adding one is a line in
-`web_edges`. The chat SDKs stay in `handlers/`, imported only when their platform is configured.
+A platform edge brings its own routes (Slack: `POST /slack/events`, Feishu: `POST /feishu/events`);
+adding one is an `if` in `web_edges`. The chat SDKs stay in `handlers/`, imported only when their
+platform is configured.
 """
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ def web_edges(app: App) -> list[WebEdge]:
         from handlers.slack import build_slack
 
         edges.append(build_slack(app))
+    if s.feishu_app_id or s.feishu_app_secret:
+        from handlers.feishu import build_feishu
+
+        edges.append(build_feishu(app))
     if not edges:
         hint = " (SLACK_APP_TOKEN is set: for Socket Mode run `weekly-bot socket`)" if s.slack_app_token else ""
-        raise UserError(f"serve: no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}")
+        raise UserError(f"serve: no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}, "
+                        "or FEISHU_APP_ID, FEISHU_APP_SECRET, FEISHU_VERIFICATION_TOKEN and FEISHU_ENCRYPT_KEY")
     return edges
 
 

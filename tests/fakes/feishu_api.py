@@ -1,0 +1,253 @@
+"""Feishu's open API played on 127.0.0.1 port 0, for the real lark-oapi client pointed at it by FEISHU_DOMAIN.
+
+It answers the calls weekly-bot makes as Feishu would (tenant_access_token, bot/v3/info, im/v1/messages,
+im/v1/files, contact/v3/users…), records every call, and can be told to fail the next calls of one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+APP_ID = "cli_a1b2c3d4e5f60001"
+APP_SECRET = "fake-app-secret-0123456789abcdef"
+BOT_OPEN_ID = "ou_bot0000000000000000000000000001"
+TENANT_TOKEN = "t-g1044fake0000tenant0token"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received; `method` names the API (`im.message.create`, `contact.user.get`…)."""
+
+    method: str
+    params: dict[str, Any]
+    path: str
+    status: int
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message the bot sent: where, its type, and its content (parsed)."""
+
+    receive_id_type: str
+    receive_id: str
+    msg_type: str
+    content: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        """A text message's text, or a card's text blocks joined by newlines."""
+        if self.msg_type == "text":
+            return str(self.content.get("text"))
+        if self.msg_type == "interactive":
+            return "\n".join(e["text"]["content"] for e in self.content.get("elements", []) if e.get("tag") == "div")
+        return ""
+
+    @property
+    def buttons(self) -> list[tuple[str, dict[str, Any]]]:
+        """A card's buttons as (label, value)."""
+        return [(b["text"]["content"], b["value"]) for e in self.content.get("elements", [])
+                if e.get("tag") == "action" for b in e["actions"]]
+
+
+@dataclass
+class _Failure:
+    status: int
+    code: int
+    headers: dict[str, str]
+    times: int
+
+
+class FakeFeishuApi:
+    """The fake open API; use as a context manager, point `feishu_domain` at `domain`."""
+
+    def __init__(self, users: dict[str, str] | None = None, *, app_secret: str = APP_SECRET) -> None:
+        self.users = dict(users or {})  # email → open_id, for batch_get_id and users/:id
+        self.app_secret = app_secret
+        self.files: dict[str, tuple[str, str]] = {}  # file_key → (name, content)
+        self._calls: list[Call] = []
+        self._failures: dict[str, _Failure] = {}
+        self._changed = threading.Condition()
+        self._counter = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-feishu", daemon=True)
+
+    # -- life ----------------------------------------------------------------------------------
+    def __enter__(self) -> FakeFeishuApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def domain(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- control and inspection ----------------------------------------------------------------
+    def fail(self, method: str, *, status: int = 429, code: int = 99991400, headers: dict[str, str] | None = None,
+             times: int = 1) -> None:
+        """Answer the next `times` calls of `method` with `status` and Feishu's `code` (a rate limit by default)."""
+        self._failures[method] = _Failure(status, code, dict(headers or {}), times)
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._changed:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0,
+                 where: Callable[[Call], bool] | None = None) -> list[Call]:
+        """The first `count` matching calls, waiting up to `timeout` seconds for them; AssertionError if not."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self._calls if c.method == method and (where is None or where(c))]
+                if len(found) >= count:
+                    return found[:count]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self._calls]
+                    raise AssertionError(f"waited {timeout}s for {count} {method} call(s); got {len(found)}: {seen}")
+                self._changed.wait(left)
+
+    def messages(self, receive_id: str | None = None) -> list[Message]:
+        """Every message sent successfully (to `receive_id`), in order."""
+        return [Message(c.params["receive_id_type"], c.params["receive_id"], c.params["msg_type"],
+                        json.loads(c.params["content"]))
+                for c in self.calls("im.message.create")
+                if c.status == 200 and (receive_id is None or c.params.get("receive_id") == receive_id)]
+
+    def wait_messages(self, count: int, receive_id: str | None = None, timeout: float = 10.0) -> list[Message]:
+        """The first `count` messages (to `receive_id`), waiting for them."""
+        self.wait_for("im.message.create", count=count, timeout=timeout,
+                      where=lambda c: c.status == 200 and receive_id in (None, c.params.get("receive_id")))
+        return self.messages(receive_id)[:count]
+
+    # -- answering -----------------------------------------------------------------------------
+    def _next(self, prefix: str) -> str:
+        with self._changed:
+            self._counter += 1
+            return f"{prefix}{self._counter:06d}"
+
+    def _answer(self, method: str, params: dict[str, Any], path: str) -> dict[str, Any]:
+        if method == "auth.tenant_access_token":
+            if params.get("app_id") != APP_ID or params.get("app_secret") != self.app_secret:
+                return {"code": 10014, "msg": "app secret invalid"}
+            return {"code": 0, "msg": "ok", "tenant_access_token": TENANT_TOKEN, "expire": 7200}
+        if method == "bot.info":
+            return {"code": 0, "msg": "ok", "bot": {"activate_status": 2, "app_name": "weekly-bot",
+                                                    "open_id": BOT_OPEN_ID}}
+        if method == "im.message.create":
+            return {"code": 0, "msg": "success", "data": {
+                "message_id": self._next("om_fake"), "msg_type": params.get("msg_type"),
+                "chat_id": params.get("receive_id") if params.get("receive_id_type") == "chat_id" else "oc_p2p"}}
+        if method == "im.file.create":
+            key = self._next("file_v3_fake")
+            self.files[key] = (str(params.get("file_name")), str(params.get("file")))
+            return {"code": 0, "msg": "success", "data": {"file_key": key}}
+        if method == "contact.user.batch_get_id":
+            return {"code": 0, "msg": "success", "data": {"user_list": [
+                {"email": e, **({"user_id": self.users[e]} if e in self.users else {})}
+                for e in params.get("emails") or []]}}
+        if method == "contact.user.get":
+            open_id = path.rsplit("/", 1)[-1]
+            email = next((e for e, u in self.users.items() if u == open_id), None)
+            if email is None:
+                return {"code": 41050, "msg": "no user authority error"}
+            return {"code": 0, "msg": "success", "data": {"user": {"open_id": open_id, "email": email}}}
+        return {"code": 0, "msg": "success"}
+
+    @staticmethod
+    def _method(http_method: str, path: str) -> str:
+        p = path.removeprefix("/open-apis/")
+        if p == "auth/v3/tenant_access_token/internal":
+            return "auth.tenant_access_token"
+        if p == "bot/v3/info":
+            return "bot.info"
+        if p == "im/v1/messages" and http_method == "POST":
+            return "im.message.create"
+        if p == "im/v1/files":
+            return "im.file.create"
+        if p == "contact/v3/users/batch_get_id":
+            return "contact.user.batch_get_id"
+        if p.startswith("contact/v3/users/") and http_method == "GET":
+            return "contact.user.get"
+        return p
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def _handle(self, http_method: str) -> None:
+                url = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                method = fake._method(http_method, url.path)
+                params = self._params(url.query, body)
+                failure = fake._failures.get(method)
+                if failure and failure.times > 0:
+                    failure.times -= 1
+                    self._record(Call(method, params, url.path, failure.status))
+                    self._send(failure.status, {"code": failure.code, "msg": "request trigger frequency limit"},
+                               failure.headers)
+                    return
+                if method != "auth.tenant_access_token" and \
+                        self.headers.get("Authorization") != f"Bearer {TENANT_TOKEN}":
+                    self._record(Call(method, params, url.path, 400))
+                    self._send(400, {"code": 99991663, "msg": "Invalid access token for authorization."})
+                    return
+                answer = fake._answer(method, params, url.path)
+                self._record(Call(method, params, url.path, 200))
+                self._send(200, answer)
+
+            def _params(self, query: str, body: bytes) -> dict[str, Any]:
+                params: dict[str, Any] = dict(parse_qsl(query))
+                content_type = self.headers.get("Content-Type") or ""
+                if content_type.startswith("multipart/form-data"):
+                    form = BytesParser(policy=HTTP).parsebytes(
+                        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+                    for part in form.iter_parts():
+                        name = part.get_param("name", header="content-disposition")
+                        payload = part.get_payload(decode=True)
+                        if isinstance(name, str) and isinstance(payload, bytes):
+                            params[name] = payload.decode("utf-8")
+                elif body:
+                    params.update(json.loads(body))
+                return params
+
+            def _record(self, call: Call) -> None:
+                with fake._changed:
+                    fake._calls.append(call)
+                    fake._changed.notify_all()
+
+            def _send(self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
