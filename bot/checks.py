@@ -32,6 +32,24 @@ def _feishu(settings: Settings) -> tuple[bool, str]:
     return check_credentials(settings)
 
 
+def _llm(settings: Settings) -> tuple[bool, str]:
+    """Ask the OpenAI-compatible server for its models: reachable, and does it take the key?"""
+    import openai
+
+    base = settings.openai_base_url or "https://api.openai.com/v1"
+    client = openai.OpenAI(api_key=settings.openai_api_key or "unused", base_url=settings.openai_base_url,
+                           timeout=min(settings.weekly_llm_timeout, 10.0), max_retries=0)
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        return False, f"LLM: {base} refused the key (OPENAI_API_KEY)"
+    except openai.APIStatusError as e:  # some compatible servers have no /models: reachable is enough
+        return True, f"LLM: {base} answers (HTTP {e.status_code} for /models); model {settings.weekly_llm_model}"
+    except openai.APIConnectionError as e:
+        return False, f"LLM: cannot reach {base} ({type(e).__name__}); reports fall back to offline summaries"
+    return True, f"LLM: {base} answers; model {settings.weekly_llm_model}"
+
+
 def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
     """(ok, line) per configured platform; a platform with no credentials at all is simply off."""
     out: list[tuple[bool, str]] = []
@@ -50,8 +68,7 @@ def check_platforms(settings: Settings) -> list[tuple[bool, str]]:
         out.append((True, "Slack: off (no SLACK_BOT_TOKEN)"))
     out.append(_feishu(settings))
     if settings.llm_enabled:
-        out.append((True, f"LLM: {settings.openai_base_url or 'https://api.openai.com/v1'} model "
-                          f"{settings.weekly_llm_model}"))
+        out.append(_llm(settings))
     else:
         out.append((True, "LLM: off (offline summaries; set OPENAI_API_KEY or OPENAI_BASE_URL)"))
     return out

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.errors import UserError
 
@@ -26,8 +26,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="SQLAlchemy database URL (default: $DATABASE_URL or sqlite:///weekly.db)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (spec §4), with `--help` for the rest."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"weekly-bot: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="weekly-bot", description="Runs a department's weekly report in chat.")
+    parser = _Parser(prog="weekly-bot", description="Runs a department's weekly report in chat.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="a whole cycle offline, narrated, in a temporary SQLite database")
@@ -93,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if os.environ.get("WEEKLY_DEBUG") else logging.WARNING,
         format="weekly-bot: %(message)s",
     )
+    if not os.environ.get("WEEKLY_DEBUG"):
+        # slack_sdk logs each failed request at ERROR, then raises: we say it once, as a UserError
+        logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -225,12 +235,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_PLATFORM = "no chat platform is configured (set SLACK_BOT_TOKEN, or FEISHU_APP_ID and FEISHU_APP_SECRET)"
+
+
 def _senders(app):  # type: ignore[no-untyped-def]
     from bot.app import build_senders
 
     senders = build_senders(app)
     if not senders:
-        raise UserError("no chat platform is configured (set SLACK_BOT_TOKEN): nothing could be delivered")
+        raise UserError(f"{NO_PLATFORM}: nothing could be delivered")
     return senders
 
 
@@ -248,11 +261,19 @@ def _instant(text: str | None, tz_name: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    from bot.tick import tick
+    from bot.app import build_senders
+    from bot.tick import pending, tick
 
     app = _app(args)
     when = _instant(args.at, app.team_file.timezone)
-    sent = tick(app.service, _senders(app), when)
+    senders = build_senders(app)
+    if not senders:
+        due = pending(app.service, when or app.service.now())
+        if not due:
+            print("nothing due")
+            return 0
+        raise UserError(f"{len(due)} message(s) due but {NO_PLATFORM}")
+    sent = tick(app.service, senders, when)
     for s in sent:
         state = "sent" if s.ok else f"FAILED ({s.error}); will retry"
         offset = f" {s.due.offset}" if s.due.offset else ""

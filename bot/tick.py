@@ -19,6 +19,7 @@ from bot.i18n import t
 from bot.model import CycleTimes
 from bot.notify import Sender, pick_sender
 from bot.service import WeeklyService
+from storage.repo import Outgoing
 
 logger = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(minutes=15)
@@ -48,20 +49,49 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     return out
 
 
-def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime) -> list[Sent]:
+@dataclass(frozen=True)
+class _Plan:
+    """What one team owes at an instant, and what the database says was already sent."""
+
+    cycle: CycleTimes
+    dues: list[Due]
+    existing: dict[str, Outgoing]
+    skipped: frozenset[str]
+
+
+def _plan(service: WeeklyService, team: Team, at: datetime) -> _Plan | None:
     cycle = service.calendar(team).cycle_at(at)
     if cycle is None:
-        return []
+        return None
     stored = service.stored_cycle(team, cycle)
     if stored.imported:  # history loaded from a past report: nobody is chased for it
-        return []
+        return None
     updates = service.store.updates(cycle_id=stored.id)
     answered = answered_sections([(u.member_key, u.section_key) for u in updates])
     skipped = frozenset(service.store.skips(cycle_id=stored.id))
     dues = due_at(team, cycle, at, answered=answered, skipped=skipped)
     if not dues:
+        return None
+    existing = {o.key: o for o in service.store.outgoing(team_key=team.key, cycle_label=cycle.label)}
+    return _Plan(cycle, dues, existing, skipped)
+
+
+def pending(service: WeeklyService, at: datetime) -> list[Due]:
+    """What a tick at `at` would still try to send (nothing is claimed or sent)."""
+    service.sync()
+    out = []
+    for team in service.team_file.teams:
+        plan = _plan(service, team, at)
+        if plan:
+            out.extend(d for d in plan.dues if getattr(plan.existing.get(d.key), "status", None) != "sent")
+    return out
+
+
+def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime) -> list[Sent]:
+    plan = _plan(service, team, at)
+    if plan is None:
         return []
-    existing = {o.key: o for o in service.store.outgoing(team_key=team.key)}
+    cycle, dues, existing, skipped = plan.cycle, plan.dues, plan.existing, plan.skipped
     prompted_now = {d.member for d in dues if d.kind == "prompt" and d.key not in existing}
     out = []
     for due in dues:
@@ -90,13 +120,13 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
     return out
 
 
-def _claim(service: WeeklyService, due: Due, existing: object, at: datetime) -> bool:
+def _claim(service: WeeklyService, due: Due, existing: Outgoing | None, at: datetime) -> bool:
     """Win the right to send `due`: a fresh claim, a failed one to retry, or a stale one whose sender died."""
     store = service.store
     if existing is None:
         return store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle, member_key=due.member,
                                     kind=due.kind, offset_label=due.offset, at=at)
-    status = getattr(existing, "status", "")
+    status = existing.status
     if status == "failed":
         return store.reclaim_failed(key=due.key, at=at)
     if status == "claimed":

@@ -398,13 +398,16 @@ class Store:
             row.sent_at = at if ok else None
             row.last_error = error
 
-    def outgoing(self, *, status: str | None = None, team_key: str | None = None) -> list[Outgoing]:
+    def outgoing(self, *, status: str | None = None, team_key: str | None = None,
+                 cycle_label: str | None = None) -> list[Outgoing]:
         with self._tx() as s:
             q = select(OutgoingRow).order_by(OutgoingRow.id)
             if status:
                 q = q.where(OutgoingRow.status == status)
             if team_key:
                 q = q.where(OutgoingRow.team_key == team_key)
+            if cycle_label:
+                q = q.where(OutgoingRow.cycle_label == cycle_label)
             return [
                 Outgoing(r.key, r.team_key, r.cycle_label, r.member_key, r.kind, r.offset_label, r.status,
                          r.attempts, r.last_error)

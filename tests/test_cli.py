@@ -100,3 +100,16 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
     assert "bot → 王芳 (DM): 支付清算中心周报 2024-W41 周报已到截止时间，仍未提交：【O1 业务服务】(李雷)" in out
     assert "## 收获与反思" in out and "# 下周工作及目标" in out
     assert "bot → #C0WEEKLY01: 支付清算中心周报 2024-W41" in out
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("report", "--format", "xml"),
+     "weekly-bot: error: argument --format: invalid choice: 'xml' (choose from 'markdown', 'json') "
+     "(see weekly-bot report --help)\n"),
+    (("db", "downgrade"),
+     "weekly-bot: error: argument action: invalid choice: 'downgrade' (choose from 'upgrade') "
+     "(see weekly-bot db --help)\n"),
+])
+def test_usage_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    result = cli(tmp_path, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)

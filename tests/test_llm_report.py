@@ -64,3 +64,13 @@ def test_a_failing_model_still_gives_the_report_offline_with_one_line(tmp_path: 
     assert data["reflections"] and data["next_week"]
     assert result.stderr.splitlines()[0].startswith("weekly-bot: LLM unavailable (HTTP 500")
     assert result.stderr.splitlines()[0].endswith("offline summary used")
+
+
+def test_check_asks_the_llm_server(tmp_path: Path) -> None:
+    with FakeOpenAI(answer(ANSWER)) as server:
+        ok = cli(tmp_path, "check", base_url=server.base_url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"ok  LLM: {server.base_url} answers" in ok.stdout
+    down = cli(tmp_path, "check", base_url="http://127.0.0.1:9/v1")
+    assert down.returncode == 1
+    assert "FAIL LLM: cannot reach http://127.0.0.1:9/v1 (APIConnectionError)" in down.stdout

@@ -50,8 +50,13 @@ def test_concurrent_tick_processes_send_each_prompt_once(team_file: Path, prepar
 def test_tick_without_a_platform_says_so(team_file: Path, prepared_db: str) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(team_file.parent),
            "WEEKLY_CONFIG": str(team_file), "DATABASE_URL": prepared_db}
-    result = subprocess.run([sys.executable, "-m", "bot", "tick", "--at", "2024-10-14T10:00+08:00"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
+    def run(when: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", "tick", "--at", when], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    quiet = run("2024-10-14T09:00+08:00")  # W41's deadline is days past, W42 not open yet
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "nothing due\n", "")
+    result = run("2024-10-14T10:00+08:00")
     assert result.returncode == 2
-    assert result.stderr == ("weekly-bot: error: no chat platform is configured (set SLACK_BOT_TOKEN): "
-                             "nothing could be delivered\n")
+    assert result.stderr == ("weekly-bot: error: 7 message(s) due but no chat platform is configured "
+                             "(set SLACK_BOT_TOKEN, or FEISHU_APP_ID and FEISHU_APP_SECRET)\n")
