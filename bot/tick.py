@@ -79,7 +79,7 @@ def _plan(service: WeeklyService, team: Team, at: datetime) -> _Plan | None:
 def pending(service: WeeklyService, at: datetime) -> list[Due]:
     """What a tick at `at` would still try to send (nothing is claimed or sent)."""
     service.sync()
-    out = []
+    out: list[Due] = []
     for team in service.team_file.teams:
         plan = _plan(service, team, at)
         if plan:
