@@ -124,13 +124,14 @@ def _append_block(lines: list[str], block: list[str], *, spaced: bool) -> None:
 def render_report(
     *,
     cycle: str,
-    created: datetime,
+    created: datetime | str,
     sections: Sequence[SectionText],
     summary: Summary | None,
     language: Language,
 ) -> str:
-    """The whole report; deterministic, ending with exactly one newline."""
-    lines = [f"# {cycle}", "", f"{WORDS[language]['created']} {format_created(created, language)}", ""]
+    """The whole report; deterministic, ending with exactly one newline. A str `created` is kept as written."""
+    stamp = created if isinstance(created, str) else format_created(created, language)
+    lines = [f"# {cycle}", "", f"{WORDS[language]['created']} {stamp}", ""]
     for section in sections:
         if section.style == "heading":
             _append_block(lines, _heading_block(section, language), spaced=True)

@@ -410,7 +410,9 @@ class WeeklyService:
             summary = self.store.latest_summary(cycle_id=stored.id, sources=("imported",))
         if summary is None and summarize is not False:
             summary = self.summarize(team, cycle, stored, sections)
-        created = self.now().astimezone(self.team_file.tz(team))
+        created: datetime | str = self.now().astimezone(self.team_file.tz(team))
+        if stored.created_text and all(u.platform == "import" for u in self.store.updates(cycle_id=stored.id)):
+            created = stored.created_text  # the imported report as it was, unless people wrote since
         markdown = render_report(cycle=cycle.label, created=created, sections=sections, summary=summary,
                                  language=self.lang(team))
         return Report(team=team, cycle=cycle.label, sections=sections, summary=summary, markdown=markdown)
@@ -462,7 +464,7 @@ class WeeklyService:
         for path, cycle_label, times, report in parsed:
             stored = self.store.ensure_cycle(
                 team_key=team.key, label=cycle_label, opens_at=times.opens_at if times else None,
-                deadline=times.deadline if times else None, imported=True,
+                deadline=times.deadline if times else None, imported=True, created_text=report.created,
             )
             key_of_title: dict[str, str] = {}
             for psec in report.sections:

@@ -83,6 +83,7 @@ class CycleRow(Base):
     opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     imported: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_text: Mapped[str | None] = mapped_column(String(100))  # an imported report's `Created:`, as written
 
 
 class UpdateRow(Base):

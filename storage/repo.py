@@ -67,6 +67,7 @@ class StoredCycle:
     opens_at: datetime | None
     deadline: datetime | None
     imported: bool
+    created_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class Store:
     # -- cycles ------------------------------------------------------------------------------
     def ensure_cycle(
         self, *, team_key: str, label: str, opens_at: datetime | None, deadline: datetime | None,
-        imported: bool = False,
+        imported: bool = False, created_text: str | None = None,
     ) -> StoredCycle:
         """The cycle row, created on first use (race-safe: a concurrent creator's row is returned)."""
         for _ in range(3):
@@ -194,13 +195,17 @@ class Store:
                         row.opens_at, row.deadline = opens_at, deadline
                     if imported and not row.imported:
                         row.imported = True
-                    return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported)
+                    if created_text:
+                        row.created_text = created_text
+                    return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported,
+                                       row.created_text)
             try:
                 with self._tx() as s:
-                    row = CycleRow(team_id=team.id, label=label, opens_at=opens_at, deadline=deadline, imported=imported)
+                    row = CycleRow(team_id=team.id, label=label, opens_at=opens_at, deadline=deadline,
+                                   imported=imported, created_text=created_text)
                     s.add(row)
                     s.flush()
-                    return StoredCycle(row.id, team_key, label, opens_at, deadline, imported)
+                    return StoredCycle(row.id, team_key, label, opens_at, deadline, imported, created_text)
             except IntegrityError:
                 continue
         raise RuntimeError(f"could not create cycle {team_key}/{label}")
@@ -211,7 +216,9 @@ class Store:
                 select(CycleRow).join(TeamRow, TeamRow.id == CycleRow.team_id)
                 .where(TeamRow.key == team_key, CycleRow.label == label)
             )
-            return None if row is None else StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported)
+            if row is None:
+                return None
+            return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported, row.created_text)
 
     def cycle_labels(self, *, team_key: str) -> list[str]:
         with self._tx() as s:

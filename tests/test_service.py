@@ -33,10 +33,11 @@ def test_import_then_report_loses_no_owner_line(make_app: Callable[..., App]) ->
     assert result.warnings == []
     report = app.service.report(team, "2024-W40", summarize=False)
     original = W40.read_text(encoding="utf-8")
-    assert report.markdown.startswith("# 2024-W40\n\nCreated: ")
+    assert report.markdown.startswith("# 2024-W40\n\nCreated: 2024年10月10日 18:05\n")  # as imported
     assert owner_lines(report.markdown) == owner_lines(original)
     assert report.summary_source == "none"
     assert "## 收获与反思" not in report.markdown
+    assert report.markdown == original.split("\n## 收获与反思")[0].rstrip("\n") + "\n"
 
 
 def test_imported_report_keeps_its_closing_sections_as_history(make_app: Callable[..., App]) -> None:
