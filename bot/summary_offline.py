@@ -19,7 +19,7 @@ from bot.model import SectionText, Summary, SummaryItem, SummaryRequest
 
 MAX_ITEMS = 10
 DONE_OVERLAP = 0.5  # share of a goal's bigrams / words a statement must contain to report on it
-ATTRIBUTE_OVERLAP = 0.25  # lower bar for finding the section a source-less goal belongs to
+ATTRIBUTE_OVERLAP = 0.3  # lower bar for finding the section a source-less goal belongs to
 MAX_ATTRIBUTED = 3  # a goal as close to many sections as to one is about none in particular
 LABEL_MAX_CHARS = 24  # a short parent line without punctuation reads as a title for its children
 
@@ -514,13 +514,18 @@ class _Goals:
         for key in new:
             self._done[key] = [i for i in self.indexes[key] if i in done]
 
-    def is_done(self, goal: _Features, sources: tuple[str, ...]) -> bool:
-        """Reported done by a statement of one of its sources (of any section when it has none)."""
+    def is_done(self, goal: _Features, sources: tuple[str, ...], target: float | None = None) -> bool:
+        """Reported done by a statement of one of its sources (of any section when it has none):
+        a word of completion, or the goal's target percentage reached (`提升到96%` met by `96.4%`)."""
         pool = [key for key in sources or tuple(self.indexes)
                 if key in self.indexes and _overlap(goal, self._blob(key)) >= DONE_OVERLAP]
         self._find_done(pool)
         texts = self.texts.texts
-        return any(_overlap(goal, texts[i]) >= DONE_OVERLAP for key in pool for i in self._done[key])
+        if any(_overlap(goal, texts[i]) >= DONE_OVERLAP for key in pool for i in self._done[key]):
+            return True
+        return target is not None and any(
+            _overlap(goal, texts[i]) >= DONE_OVERLAP and any(float(p) >= target for p in _PERCENTS.findall(texts[i]))
+            for key in pool for i in self.indexes[key])
 
     def best_sections(self, goal: _Features) -> list[str]:
         """The first few submitted sections the goal overlaps most, if it overlaps any enough."""
@@ -539,6 +544,17 @@ class _Goals:
         return keys if all(n in source_text for n in _NUMBER.findall(text)) else []
 
 
+_TARGET = re.compile(r"(?:提升到|提升至|提高到|提高至|达到|推进到|增加到|增长到|reach(?:es|ed)?|to)[ \t]*"
+                     r"(\d+(?:\.\d+)?)[ \t]*[%％]", re.IGNORECASE)
+_PERCENTS = re.compile(r"(\d+(?:\.\d+)?)[ \t]*[%％]")
+
+
+def _target(text: str) -> float | None:
+    """The percentage a goal aims up to (`覆盖率提升到96%` → 96), if it names one."""
+    m = _TARGET.search(text)
+    return float(m.group(1)) if m else None
+
+
 def _carried_over(request: SummaryRequest, goals: _Goals, dropped: list[dict[str, object]]) -> list[SummaryItem]:
     """Last cycle's goals that no statement reports done, prefixed as carried over."""
     out: list[SummaryItem] = []
@@ -546,7 +562,7 @@ def _carried_over(request: SummaryRequest, goals: _Goals, dropped: list[dict[str
     for goal in request.last_goals:
         text = _uncarried(goal.text)
         feats = _features(text)
-        if not text or _merge_key(text) in seen or goals.is_done(feats, goal.sources):
+        if not text or _merge_key(text) in seen or goals.is_done(feats, goal.sources, _target(text)):
             continue
         seen.add(_merge_key(text))
         keys = goals.attribute(text, feats, goal.sources)

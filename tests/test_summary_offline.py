@@ -310,3 +310,15 @@ def test_absence_plans_and_metrics_are_not_lessons(text: str) -> None:
 @pytest.mark.parametrize("text", ["清算文件延迟生成，重跑后恢复。", "回调丢失12笔，出现异常。", "Payment outage for 12 minutes."])
 def test_real_incidents_still_are(text: str) -> None:
     assert is_reflection(text) is True
+
+
+def test_a_goal_whose_target_percentage_was_reached_is_done() -> None:
+    goals = (SummaryItem("自动对账覆盖率提升到96%", ("clearing",)),)
+    reached = summarize_offline(zh_request(SectionText("clearing", "清分对账", "1. 自动对账覆盖率提升至96.4%。"),
+                                           last_goals=goals))
+    short = summarize_offline(zh_request(SectionText("clearing", "清分对账", "1. 自动对账覆盖率提升至95.1%。"),
+                                         last_goals=goals))
+    assert (reached.next_week, reached.dropped) == ([], [])
+    # not reached: still open, but "96" is in no source of this report, so it cannot be carried traceably
+    assert short.dropped == [{"text": "自动对账覆盖率提升到96%", "sources": ["clearing"],
+                              "reason": "carried-over goal traces to no section of this report"}]
