@@ -48,8 +48,8 @@ from bot.app import App
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
-from bot.i18n import t
 from bot.notify import SendError
+from handlers.edge import ChatEdge, Directory
 
 logger = logging.getLogger(__name__)
 
@@ -446,63 +446,31 @@ def card_for(reply: Reply) -> dict[str, Any]:
 
 
 # -- people ----------------------------------------------------------------------------------
-class FeishuDirectory:
+class FeishuDirectory(Directory):
     """Members and Feishu open_ids: the team file's `feishu:`, else found by email and cached in the database."""
 
+    platform = PLATFORM
+    name = "Feishu"
+
     def __init__(self, api: FeishuApi, quick: FeishuApi, app: App) -> None:
+        super().__init__(app)
         self.api = api
         self.quick = quick  # before an answer there is no time to wait out a rate limit: one short try
-        self.app = app
-        self._no_match: set[str] = set()  # open_ids whose email matched no member (this process)
 
-    def known_ids(self) -> dict[str, str]:
-        """member key → open_id, the team file winning over the cache."""
-        ids = self.app.store.member_platform_ids(platform=PLATFORM)
-        ids.update({k: m.feishu for k, m in self.app.team_file.members.items() if m.feishu})
-        return ids
-
-    def knows(self, member: str) -> bool:
-        m = self.app.team_file.members.get(member)
-        return m is not None and bool(m.feishu or m.email or self.known_ids().get(member))
-
-    def open_id(self, member: str) -> str:
-        """The member's open_id; looked up by email (contact/v3/users/batch_get_id) once, then cached."""
-        found = self.known_ids().get(member)
-        if found:
-            return found
-        m = self.app.team_file.members.get(member)
-        if m is None or not m.email:
-            raise SendError(f"Feishu: member {member} has no feishu id or email in the team file")
+    def _lookup_email(self, email: str) -> str | None:
         try:
-            open_id = self.api.open_id_by_email(m.email)
+            return self.api.open_id_by_email(email)
         except FeishuApiError as e:
-            raise SendError(f"Feishu: looking up member {member}'s email failed ({e})") from e
-        if not open_id:
-            raise SendError(f"Feishu: no user with member {member}'s email")
-        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=open_id)
-        logger.info("Feishu: member %s is %s (found by email)", member, open_id)
-        return open_id
+            raise SendError(f"Feishu: looking up an email failed ({e})") from e
 
-    def recognise(self, open_id: str) -> None:
-        """Make sure a Feishu user with no id in the team file is matched to a member by email."""
-        known = self.known_ids()
-        if open_id in known.values() or open_id in self._no_match:
-            return
-        candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
-        email = ""
-        if candidates:
-            try:
-                email = (self.quick.email_of(open_id) or "").lower()
-            except FeishuApiError as e:
-                if e.transient:  # reaches the person as "try again"; nothing is cached
-                    raise
-                logger.warning("Feishu: cannot read a user's email (%s); grant contact:user.email:readonly", e)
-        member = candidates.get(email) if email else None
-        if member is None:
-            self._no_match.add(open_id)
-            return
-        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=open_id)
-        logger.info("Feishu: member %s is %s (matched by email)", member, open_id)
+    def _email_of(self, user_id: str) -> str | None:
+        try:
+            return self.quick.email_of(user_id)
+        except FeishuApiError as e:
+            if e.transient:  # reaches the person as "try again"; nothing is cached
+                raise
+            logger.warning("Feishu: cannot read a user's email (%s); grant contact:user.email:readonly", e)
+            return None
 
 
 # -- sending ---------------------------------------------------------------------------------
@@ -528,7 +496,7 @@ class FeishuSender:
     def send(self, member: str, reply: Reply) -> None:
         """DM a member; any failure is a SendError (the caller retries later)."""
         try:
-            self.post("open_id", self.directory.open_id(member), reply)
+            self.post("open_id", self.directory.user_id(member), reply)
         except FeishuApiError as e:
             raise SendError(f"Feishu: sending to {member} failed: {e}") from e
 
@@ -554,10 +522,18 @@ class _Deferred(threading.local):
     work: list[Callable[[], None]] | None = None
 
 
-class FeishuEdge:
+class FeishuEdge(ChatEdge):
     """The SDK's event dispatcher over our ChatBot, served over HTTP (`routes`) or the long connection."""
 
     platform = PLATFORM
+    name = "Feishu"
+    delivery_errors = (SendError, FeishuApiError)
+
+    def _post_channel(self, channel: str, reply: Reply) -> None:
+        self.sender.post_chat(channel, reply)
+
+    def _dm(self, member: str, reply: Reply) -> None:
+        self.sender.send(member, reply)
 
     def __init__(self, app: App, api: FeishuApi, quick: FeishuApi, *, encrypt_key: str | None,
                  verification_token: str | None) -> None:
@@ -699,48 +675,6 @@ class FeishuEdge:
             except FeishuApiError as e:
                 logger.warning("Feishu: cannot read the bot's identity (%s); any mention counts as the bot's", e)
         return self._bot_open_id
-
-    def _first_time(self, key: str | None) -> bool:
-        """False for an event (or message) already claimed: a redelivery."""
-        if not key:
-            return True
-        first = self.app.store.claim_event(platform=PLATFORM, event_id=key, at=self.app.service.now())
-        if not first:
-            logger.info("Feishu: %s seen before; answered and ignored", key)
-        return first
-
-    def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
-        """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""
-        try:
-            return fn()
-        except Exception:
-            logger.exception("Feishu: handling an event failed")
-            return Outcome([Reply(t(self.app.team_file.language, "error"))])
-
-    def _deliver(self, outcome: Outcome, here: Callable[[Reply], None]) -> None:
-        """Send the replies, then run the slow work and send its replies: to chats, members, or `here`."""
-        for reply in outcome.replies:
-            self._send(reply, here)
-        if outcome.later is None:
-            return
-        try:
-            later = outcome.later()
-        except Exception:  # ChatBot guards its own work; this is a last resort
-            logger.exception("Feishu: slow work after the answer failed")
-            later = [Reply(t(self.app.team_file.language, "error"))]
-        for reply in later:
-            self._send(reply, here)
-
-    def _send(self, reply: Reply, here: Callable[[Reply], None]) -> None:
-        try:
-            if reply.channel:
-                self.sender.post_chat(reply.channel, reply)
-            elif reply.to:
-                self.sender.send(reply.to, reply)
-            else:
-                here(reply)
-        except (SendError, FeishuApiError) as e:
-            logger.warning("Feishu: a reply could not be delivered: %s", e)
 
 
 def _event_id(data: Any) -> str | None:

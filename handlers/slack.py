@@ -32,8 +32,8 @@ from bot.app import App
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
-from bot.i18n import t
 from bot.notify import SendError
+from handlers.edge import ChatEdge, Directory
 
 logger = logging.getLogger(__name__)
 
@@ -194,65 +194,31 @@ def command_text(text: str) -> str | None:
 
 
 # -- people ----------------------------------------------------------------------------------
-class SlackDirectory:
+class SlackDirectory(Directory):
     """Members and Slack user ids: the team file's ids, else found by email and cached in the database."""
 
+    platform = PLATFORM
+    name = "Slack"
+
     def __init__(self, client: WebClient, app: App) -> None:
+        super().__init__(app)
         self.client = client
-        self.app = app
         # before an ack there is no time to wait out a 429: one short try, no retries
         self._quick = WebClient(token=client.token, base_url=client.base_url, timeout=QUICK_TIMEOUT_S,
                                 retry_handlers=[])
-        self._no_match: set[str] = set()  # user ids whose email matched no member (this process)
 
-    def known_ids(self) -> dict[str, str]:
-        """member key → Slack user id, the team file winning over the cache."""
-        ids = self.app.store.member_platform_ids(platform=PLATFORM)
-        ids.update({k: m.slack for k, m in self.app.team_file.members.items() if m.slack})
-        return ids
-
-    def knows(self, member: str) -> bool:
-        m = self.app.team_file.members.get(member)
-        return m is not None and bool(m.slack or m.email or self.known_ids().get(member))
-
-    def user_id(self, member: str) -> str:
-        """The member's Slack id; looked up by email (users.lookupByEmail) once, then cached."""
-        found = self.known_ids().get(member)
-        if found:
-            return found
-        m = self.app.team_file.members.get(member)
-        if m is None or not m.email:
-            raise SendError(f"Slack: member {member} has no Slack id or email in the team file")
+    def _lookup_email(self, email: str) -> str | None:
         try:
-            user = self.client.users_lookupByEmail(email=m.email)["user"]
+            return str(self.client.users_lookupByEmail(email=email)["user"]["id"])
         except SlackApiError as e:
-            raise SendError(f"Slack: no user with member {member}'s email ({describe(e)})") from e
-        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=user["id"])
-        logger.info("Slack: member %s is %s (found by email)", member, user["id"])
-        return str(user["id"])
+            if e.response.get("error") == "users_not_found":
+                return None
+            raise SendError(f"Slack: looking up an email failed ({describe(e)})") from e
 
-    def recognise(self, user_id: str) -> None:
-        """Make sure a Slack user who owns no id in the team file is matched to a member by email."""
-        known = self.known_ids()
-        if user_id in known.values() or user_id in self._no_match:
-            return
-        candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
-        email = ""
-        if candidates:
-            # a failure here (a 429, say) reaches the person as "try again", and nothing is cached
-            profile = self._quick.users_info(user=user_id)["user"].get("profile") or {}
-            email = str(profile.get("email") or "").lower()
-        member = candidates.get(email) if email else None
-        if member is None:
-            self._no_match.add(user_id)
-            return
-        self.app.store.set_member_platform_id(member_key=member, platform=PLATFORM, user_id=user_id)
-        logger.info("Slack: member %s is %s (matched by email)", member, user_id)
-
-    def name_of(self, user_id: str) -> str | None:
-        """A member's name for an `<@U…>` mention, when the user is a member."""
-        member = next((k for k, v in self.known_ids().items() if v == user_id), None)
-        return self.app.team_file.members[member].name if member else None
+    def _email_of(self, user_id: str) -> str | None:
+        # a failure here (a 429, say) reaches the person as "try again", and nothing is cached
+        profile = self._quick.users_info(user=user_id)["user"].get("profile") or {}
+        return str(profile.get("email") or "") or None
 
 
 # -- sending ---------------------------------------------------------------------------------
@@ -337,10 +303,21 @@ class Pending:
     later: Callable[[], list[Reply]] | None = None
 
 
-class SlackEdge:
+class SlackEdge(ChatEdge):
     """The Bolt app over our ChatBot, served over HTTP (`routes`) or Socket Mode (`run_socket_mode`)."""
 
     platform = PLATFORM
+    name = "Slack"
+    delivery_errors = (SendError, SlackClientError, OSError)
+
+    def _post_channel(self, channel: str, reply: Reply) -> None:
+        self.sender.post(channel, reply)
+
+    def _dm(self, member: str, reply: Reply) -> None:
+        self.sender.send(member, reply)
+
+    def _describe(self, error: BaseException) -> str:
+        return describe(error) if isinstance(error, Exception) else str(error)
 
     def __init__(self, app: App, client: WebClient, *, signing_secret: str | None) -> None:
         self.app = app
@@ -391,7 +368,7 @@ class SlackEdge:
         pending: Pending | None = context.get(PENDING)
         if pending is not None and pending.channel:
             channel = pending.channel
-            self._deliver(pending, lambda r: self.sender.post(channel, r))
+            self._deliver(Outcome(list(pending.replies), pending.later), lambda r: self.sender.post(channel, r))
 
     # -- /weekly -------------------------------------------------------------------------------
     def _on_command(self, ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
@@ -416,7 +393,7 @@ class SlackEdge:
     def _after_command(self, context: BoltContext, respond: Respond) -> None:
         pending: Pending | None = context.get(PENDING)
         if pending is not None:
-            self._deliver(pending, lambda r: self._respond(respond, pending.user_id, r))
+            self._deliver(Outcome(list(pending.replies), pending.later), lambda r: self._respond(respond, pending.user_id, r))
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_action(self, ack: Ack) -> None:
@@ -430,52 +407,10 @@ class SlackEdge:
         value = str(pressed.get("value") or "")
         outcome = self._safely(lambda: self.chat.on_action(PLATFORM, user, action, value))
         replace = action == "assign"  # the question with the buttons becomes the confirmation
-        self._deliver(Pending(user, None, tuple(outcome.replies), outcome.later),
+        self._deliver(outcome,
                       lambda r: self._respond(respond, user, r, replace=replace))
 
     # -- shared --------------------------------------------------------------------------------
-    def _first_time(self, key: str | None) -> bool:
-        """False for an event (or message) already claimed: a Slack retry or a redelivery."""
-        if not key:
-            return True
-        first = self.app.store.claim_event(platform=PLATFORM, event_id=key, at=self.app.service.now())
-        if not first:
-            logger.info("Slack: %s seen before; acknowledged and ignored", key)
-        return first
-
-    def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
-        """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""
-        try:
-            return fn()
-        except Exception:
-            logger.exception("Slack: handling a request failed")
-            return Outcome([Reply(t(self.app.team_file.language, "error"))])
-
-    def _deliver(self, pending: Pending, here: Callable[[Reply], None]) -> None:
-        """Send the replies, then run the slow work and send its replies: to channels, members, or `here`."""
-        for reply in pending.replies:
-            self._send(reply, here)
-        if pending.later is None:
-            return
-        try:
-            later = pending.later()
-        except Exception:  # ChatBot guards its own work; this is a last resort
-            logger.exception("Slack: slow work after the ack failed")
-            later = [Reply(t(self.app.team_file.language, "error"))]
-        for reply in later:
-            self._send(reply, here)
-
-    def _send(self, reply: Reply, here: Callable[[Reply], None]) -> None:
-        try:
-            if reply.channel:
-                self.sender.post(reply.channel, reply)
-            elif reply.to:
-                self.sender.send(reply.to, reply)
-            else:
-                here(reply)
-        except (SendError, SlackClientError, OSError) as e:
-            logger.warning("Slack: a reply could not be delivered: %s", describe(e))
-
     def _respond(self, respond: Respond, user_id: str, reply: Reply, *, replace: bool = False) -> None:
         """Answer whoever typed or pressed, through response_url; a file (or a failed answer) goes to their DM."""
         if reply.text.strip() or reply.buttons:

@@ -100,3 +100,6 @@ def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SLACK_", "FEISHU_", "OPENAI_", "WEEKLY_LLM_")) or name in ("DATABASE_URL", "WEEKLY_CONFIG"):
             monkeypatch.delenv(name, raising=False)
+
+
+from tests.serving import server  # noqa: E402, F401 - the module-wide uvicorn fixture of the platform tests

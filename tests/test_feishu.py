@@ -9,23 +9,17 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import yaml
 from Crypto.Cipher import AES
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.app import App, build_senders
 from bot.chat import Button, ChatBot, Reply
@@ -50,6 +44,7 @@ from handlers.feishu import (
 from tests.conftest import EXAMPLES, FixedClock, at
 from tests.fakes.feishu_api import APP_ID, APP_SECRET, BOT_OPEN_ID, FakeFeishuApi
 from tests.fakes.slack_api import FakeSlackApi
+from tests.serving import CurrentApp, http, running
 
 ENCRYPT_KEY = "Fk3vT9qLfake-encrypt-key-2024"
 VERIFICATION_TOKEN = "vtFAKE0verification0token01"
@@ -110,34 +105,9 @@ def sign(body: str, *, key: str = ENCRYPT_KEY, timestamp: int | None = None, non
     return {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": digest}
 
 
-def http(method: str, url: str, body: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=None if body is None else body.encode(), headers=headers or {},
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
-@contextmanager
-def running(web: ASGIApp) -> Iterator[str]:
-    """uvicorn serving `web` on 127.0.0.1, a port of its own; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="off", interface="asgi3"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+
 
 
 def envelope(event_type: str, event: dict[str, Any], *, event_id: str, token: str = VERIFICATION_TOKEN) -> dict[str, Any]:
@@ -211,22 +181,10 @@ class Feishu:
         return self.app.store.updates(cycle_id=cycle.id) if cycle else []
 
 
-class CurrentApp:
-    """The ASGI app of the test now running: one uvicorn serves the module."""
-
-    def __init__(self) -> None:
-        self.web: Starlette | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.web is not None
-        await self.web(scope, receive, send)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[CurrentApp, str]]:
-    current = CurrentApp()
-    with running(current) as url:
-        yield current, url
+
+
 
 
 @pytest.fixture

@@ -7,25 +7,18 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 import yaml
 from slack_bolt import BoltRequest
 from sqlalchemy import create_engine
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.app import App
 from bot.chat import Button, ChatBot, Reply
@@ -48,6 +41,7 @@ from handlers.slack import (
 from storage.repo import Store
 from tests.conftest import EXAMPLES, FixedClock, at
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi
+from tests.serving import CurrentApp, http, running
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-1234-5678-test"
@@ -86,24 +80,7 @@ def fake() -> Iterator[FakeSlackApi]:
         yield api
 
 
-@contextmanager
-def running(web: ASGIApp) -> Iterator[str]:
-    """uvicorn serving `web` on 127.0.0.1, a port of its own; yields the base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="off", interface="asgi3"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+
 
 
 def sign(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -113,14 +90,6 @@ def sign(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> di
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def http(method: str, url: str, body: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=None if body is None else body.encode(), headers=headers or {},
-                                 method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 @dataclass
@@ -193,22 +162,10 @@ class Slack:
         return self.app.store.updates(cycle_id=cycle.id) if cycle else []
 
 
-class CurrentApp:
-    """The ASGI app of the test now running: one uvicorn serves the module (starting one costs ~0.2 s)."""
-
-    def __init__(self) -> None:
-        self.web: Starlette | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.web is not None
-        await self.web(scope, receive, send)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[CurrentApp, str]]:
-    current = CurrentApp()
-    with running(current) as url:
-        yield current, url
+
+
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@ im/v1/files, contact/v3/users…), records every call, and can be told to fail t
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.recording import RecordingServer
 
 APP_ID = "cli_a1b2c3d4e5f60001"
 APP_SECRET = "fake-app-secret-0123456789abcdef"
@@ -67,60 +67,25 @@ class _Failure:
     times: int
 
 
-class FakeFeishuApi:
+class FakeFeishuApi(RecordingServer[Call]):
     """The fake open API; use as a context manager, point `feishu_domain` at `domain`."""
 
     def __init__(self, users: dict[str, str] | None = None, *, app_secret: str = APP_SECRET) -> None:
         self.users = dict(users or {})  # email → open_id, for batch_get_id and users/:id
         self.app_secret = app_secret
         self.files: dict[str, tuple[str, str]] = {}  # file_key → (name, content)
-        self._calls: list[Call] = []
         self._failures: dict[str, _Failure] = {}
-        self._changed = threading.Condition()
-        self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-feishu", daemon=True)
-
-    # -- life ----------------------------------------------------------------------------------
-    def __enter__(self) -> FakeFeishuApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler(), "fake-feishu")
 
     @property
     def domain(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.base
 
     # -- control and inspection ----------------------------------------------------------------
     def fail(self, method: str, *, status: int = 429, code: int = 99991400, headers: dict[str, str] | None = None,
              times: int = 1) -> None:
         """Answer the next `times` calls of `method` with `status` and Feishu's `code` (a rate limit by default)."""
         self._failures[method] = _Failure(status, code, dict(headers or {}), times)
-
-    def calls(self, method: str | None = None) -> list[Call]:
-        with self._changed:
-            return [c for c in self._calls if method is None or c.method == method]
-
-    def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0,
-                 where: Callable[[Call], bool] | None = None) -> list[Call]:
-        """The first `count` matching calls, waiting up to `timeout` seconds for them; AssertionError if not."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = [c for c in self._calls if c.method == method and (where is None or where(c))]
-                if len(found) >= count:
-                    return found[:count]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [c.method for c in self._calls]
-                    raise AssertionError(f"waited {timeout}s for {count} {method} call(s); got {len(found)}: {seen}")
-                self._changed.wait(left)
 
     def messages(self, receive_id: str | None = None) -> list[Message]:
         """Every message sent successfully (to `receive_id`), in order."""
@@ -136,11 +101,6 @@ class FakeFeishuApi:
         return self.messages(receive_id)[:count]
 
     # -- answering -----------------------------------------------------------------------------
-    def _next(self, prefix: str) -> str:
-        with self._changed:
-            self._counter += 1
-            return f"{prefix}{self._counter:06d}"
-
     def _answer(self, method: str, params: dict[str, Any], path: str) -> dict[str, Any]:
         if method == "auth.tenant_access_token":
             if params.get("app_id") != APP_ID or params.get("app_secret") != self.app_secret:
@@ -151,10 +111,10 @@ class FakeFeishuApi:
                                                     "open_id": BOT_OPEN_ID}}
         if method == "im.message.create":
             return {"code": 0, "msg": "success", "data": {
-                "message_id": self._next("om_fake"), "msg_type": params.get("msg_type"),
+                "message_id": self.next_id("om_fake"), "msg_type": params.get("msg_type"),
                 "chat_id": params.get("receive_id") if params.get("receive_id_type") == "chat_id" else "oc_p2p"}}
         if method == "im.file.create":
-            key = self._next("file_v3_fake")
+            key = self.next_id("file_v3_fake")
             self.files[key] = (str(params.get("file_name")), str(params.get("file")))
             return {"code": 0, "msg": "success", "data": {"file_key": key}}
         if method == "contact.user.batch_get_id":
@@ -236,9 +196,7 @@ class FakeFeishuApi:
                 return params
 
             def _record(self, call: Call) -> None:
-                with fake._changed:
-                    fake._calls.append(call)
-                    fake._changed.notify_all()
+                fake.record(call)
 
             def _send(self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 payload = json.dumps(answer).encode()

@@ -8,13 +8,13 @@ any number of `response_url`s, records every call, and can be told to fail the n
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.recording import RecordingServer
 
 BOT_USER_ID = "UBOT000001"
 BOT_ID = "BBOT000001"
@@ -50,33 +50,13 @@ class _Failure:
     times: int
 
 
-class FakeSlackApi:
+class FakeSlackApi(RecordingServer[Call]):
     """The fake Web API; use as a context manager, point `slack_api_url` at `api_url`."""
 
     def __init__(self, users: dict[str, str] | None = None) -> None:
         self.users = dict(users or {})  # email → user id, for users.lookupByEmail and users.info
-        self._calls: list[Call] = []
         self._failures: dict[str, _Failure] = {}
-        self._changed = threading.Condition()
-        self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-slack", daemon=True)
-
-    # -- life ----------------------------------------------------------------------------------
-    def __enter__(self) -> FakeSlackApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(self._handler(), "fake-slack")
 
     @property
     def api_url(self) -> str:
@@ -89,25 +69,6 @@ class FakeSlackApi:
     def fail(self, method: str, *, status: int = 429, headers: dict[str, str] | None = None, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with `status` (and headers, e.g. Retry-After)."""
         self._failures[method] = _Failure(status, dict(headers or {}), times)
-
-    def calls(self, method: str | None = None) -> list[Call]:
-        with self._changed:
-            return [c for c in self._calls if method is None or c.method == method]
-
-    def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0,
-                 where: Callable[[Call], bool] | None = None) -> list[Call]:
-        """The first `count` matching calls, waiting up to `timeout` seconds for them; AssertionError if not."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                found = [c for c in self._calls if c.method == method and (where is None or where(c))]
-                if len(found) >= count:
-                    return found[:count]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [c.method for c in self._calls]
-                    raise AssertionError(f"waited {timeout}s for {count} {method} call(s); got {len(found)}: {seen}")
-                self._changed.wait(left)
 
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
         """The parameters of every successful chat.postMessage (to `channel`)."""
@@ -126,17 +87,12 @@ class FakeSlackApi:
         return out
 
     # -- answering -----------------------------------------------------------------------------
-    def _next(self, prefix: str) -> str:
-        with self._changed:
-            self._counter += 1
-            return f"{prefix}{self._counter:06d}"
-
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "weekly-bot",
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
         if method == "chat.postMessage":
-            ts = f"{int(time.time())}.{self._next('')}"
+            ts = f"{int(time.time())}.{self.next_id('')}"
             return {"ok": True, "channel": params.get("channel"), "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts, "bot_id": BOT_ID}}
         if method == "conversations.open":
@@ -185,7 +141,7 @@ class FakeSlackApi:
                 method = parts[-1]
                 params = self._params(url.query, body)
                 if method == "files.getUploadURLExternal":
-                    params["_file_id"] = fake._next("F")
+                    params["_file_id"] = fake.next_id("F")
                 failure = fake._failures.get(method)
                 if failure and failure.times > 0:
                     failure.times -= 1
@@ -209,9 +165,7 @@ class FakeSlackApi:
                 return params
 
             def _record(self, call: Call) -> None:
-                with fake._changed:
-                    fake._calls.append(call)
-                    fake._changed.notify_all()
+                fake.record(call)
 
             def _send(self, status: int, payload: bytes, content_type: str = "application/json",
                       headers: dict[str, str] | None = None) -> None:

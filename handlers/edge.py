@@ -1,0 +1,137 @@
+"""What every chat platform's edge does alike: recognise redeliveries, keep failures out of the
+chat, and deliver replies (then the slow work's replies) to channels, members or the asker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.app import App
+from bot.chat import Outcome, Reply
+from bot.i18n import t
+from bot.notify import SendError
+
+logger = logging.getLogger(__name__)
+
+
+class ChatEdge:
+    """Shared behaviour of the Slack and Feishu edges; a subclass says how to post to a channel."""
+
+    platform: str  # "slack", "feishu": the key events and members are stored under
+    name: str  # "Slack", "Feishu": for the log
+    app: App
+    delivery_errors: tuple[type[BaseException], ...] = ()
+
+    def _first_time(self, key: str | None) -> bool:
+        """False for an event (or message) already claimed: a platform's retry or redelivery."""
+        if not key:
+            return True
+        first = self.app.store.claim_event(platform=self.platform, event_id=key, at=self.app.service.now())
+        if not first:
+            logger.info("%s: %s seen before; answered and ignored", self.name, key)
+        return first
+
+    def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
+        """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""
+        try:
+            return fn()
+        except Exception:
+            logger.exception("%s: handling a request failed", self.name)
+            return Outcome([Reply(t(self.app.team_file.language, "error"))])
+
+    def _deliver(self, outcome: Outcome, here: Callable[[Reply], None]) -> None:
+        """Send the replies, then run the slow work and send its replies: to channels, members, or `here`."""
+        for reply in outcome.replies:
+            self._send(reply, here)
+        if outcome.later is None:
+            return
+        try:
+            later = outcome.later()
+        except Exception:  # ChatBot guards its own work; this is a last resort
+            logger.exception("%s: slow work after the answer failed", self.name)
+            later = [Reply(t(self.app.team_file.language, "error"))]
+        for reply in later:
+            self._send(reply, here)
+
+    def _send(self, reply: Reply, here: Callable[[Reply], None]) -> None:
+        try:
+            if reply.channel:
+                self._post_channel(reply.channel, reply)
+            elif reply.to:
+                self._dm(reply.to, reply)
+            else:
+                here(reply)
+        except self.delivery_errors as e:
+            logger.warning("%s: a reply could not be delivered: %s", self.name, self._describe(e))
+
+    def _post_channel(self, channel: str, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def _dm(self, member: str, reply: Reply) -> None:
+        raise NotImplementedError
+
+    def _describe(self, error: BaseException) -> str:
+        return str(error)
+
+
+class Directory:
+    """Members and a platform's user ids: the team file's, else found by email and cached in the database."""
+
+    platform: str  # also the team file's field for the id: `slack:` / `feishu:`
+    name: str
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._no_match: set[str] = set()  # user ids whose email matched no member (this process)
+
+    def _lookup_email(self, email: str) -> str | None:
+        """The platform's user id for an email, None if it has none; raises SendError when it can't say."""
+        raise NotImplementedError
+
+    def _email_of(self, user_id: str) -> str | None:
+        """A user's email, quickly (before an ack), None when the platform won't tell."""
+        raise NotImplementedError
+
+    def known_ids(self) -> dict[str, str]:
+        """member key → user id, the team file winning over the cache."""
+        ids = self.app.store.member_platform_ids(platform=self.platform)
+        ids.update({k: v for k, m in self.app.team_file.members.items() if (v := getattr(m, self.platform))})
+        return ids
+
+    def knows(self, member: str) -> bool:
+        m = self.app.team_file.members.get(member)
+        return m is not None and bool(getattr(m, self.platform) or m.email or self.known_ids().get(member))
+
+    def user_id(self, member: str) -> str:
+        """The member's user id; looked up by email once, then cached."""
+        found = self.known_ids().get(member)
+        if found:
+            return found
+        m = self.app.team_file.members.get(member)
+        if m is None or not m.email:
+            raise SendError(f"{self.name}: member {member} has no {self.platform} id or email in the team file")
+        user_id = self._lookup_email(m.email)
+        if not user_id:
+            raise SendError(f"{self.name}: no user with member {member}'s email")
+        self.app.store.set_member_platform_id(member_key=member, platform=self.platform, user_id=user_id)
+        logger.info("%s: member %s is %s (found by email)", self.name, member, user_id)
+        return user_id
+
+    def recognise(self, user_id: str) -> None:
+        """Make sure someone with no id in the team file is matched to a member by email."""
+        known = self.known_ids()
+        if user_id in known.values() or user_id in self._no_match:
+            return
+        candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
+        email = (self._email_of(user_id) or "").lower() if candidates else ""
+        member = candidates.get(email) if email else None
+        if member is None:
+            self._no_match.add(user_id)
+            return
+        self.app.store.set_member_platform_id(member_key=member, platform=self.platform, user_id=user_id)
+        logger.info("%s: member %s is %s (matched by email)", self.name, member, user_id)
+
+    def name_of(self, user_id: str) -> str | None:
+        """A member's name for a mention of `user_id`, when the user is a member."""
+        member = next((k for k, v in self.known_ids().items() if v == user_id), None)
+        return self.app.team_file.members[member].name if member else None
