@@ -4,7 +4,7 @@ chat, and deliver replies (then the slow work's replies) to channels, members or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.app import App
 from bot.chat import Outcome, Reply
@@ -30,6 +30,18 @@ class ChatEdge:
         if not first:
             logger.info("%s: %s seen before; answered and ignored", self.name, key)
         return first
+
+    def _store_then_claim(self, keys: Sequence[str | None], work: Callable[[], Outcome]) -> Outcome | None:
+        """Do `work` first (storing is idempotent: updates are keyed by the platform's message id), then
+        claim the event's keys: a retry or redelivery is stored once and answered once, and if the
+        process dies before the claim, the platform's retry simply does it again. None: answered before."""
+        try:
+            outcome = work()
+        except Exception:  # nothing claimed: the platform's retry may succeed
+            logger.exception("%s: handling a request failed", self.name)
+            return Outcome([Reply(t(self.app.team_file.language, "error"))])
+        firsts = [self._first_time(key) for key in keys if key]
+        return outcome if all(firsts) else None
 
     def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
         """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""

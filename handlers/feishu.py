@@ -602,12 +602,14 @@ class FeishuEdge(ChatEdge):
     # -- messages ------------------------------------------------------------------------------
     def _on_message(self, data: Any) -> None:
         """Before the answer: recognise a redelivery, store the answer, decide the replies; sending waits."""
-        if not self._first_time(_event_id(data)):
-            return
         incoming = classify(data.event, self.bot_open_id)
-        if incoming is None or not self._first_time(f"msg:{incoming.message_id}"):
-            return  # not for us, or the same message under a new event id
-        outcome = self._safely(lambda: self._incoming(incoming))
+        if incoming is None:
+            return  # not for us
+        # the same message may come again under a new event id: its message id says so
+        keys = [_event_id(data), f"msg:{incoming.message_id}"]
+        outcome = self._store_then_claim(keys, lambda: self._incoming(incoming))
+        if outcome is None:
+            return
         chat_id = incoming.chat_id
         self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 

@@ -344,11 +344,13 @@ class SlackEdge(ChatEdge):
     def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
         """Before the ack: recognise a redelivery, store the answer (or edit, or deletion), decide the replies."""
         dm = classify(event)
-        if dm is None or not self._first_time(body.get("event_id")):
+        if dm is None:
             return
-        if dm.kind == "message" and not self._first_time(f"ts:{dm.message_id}"):
-            return  # the same message under a new event id
-        outcome = self._safely(lambda: self._direct_message(dm))
+        # the same message may come again under a new event id: its ts says so
+        keys = [body.get("event_id"), f"ts:{dm.message_id}" if dm.kind == "message" else None]
+        outcome = self._store_then_claim(keys, lambda: self._direct_message(dm))
+        if outcome is None:
+            return
         context[PENDING] = Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later)
 
     def _direct_message(self, dm: DirectMessage) -> Outcome:

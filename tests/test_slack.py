@@ -350,6 +350,22 @@ def test_a_lookup_before_the_ack_never_waits_out_a_429(slack: Slack) -> None:
     assert [(u.member_key, u.text) for u in slack.updates()] == [("ma", "巡检正常")]
 
 
+def test_a_failed_delivery_is_not_claimed_so_slacks_retry_stores_it(slack: Slack) -> None:
+    slack.fake.fail("users.info", status=429, headers={"Retry-After": "30"})
+    event = {"type": "message", "channel": dm(MA), "channel_type": "im", "user": MA, "text": "巡检正常",
+             "ts": "1728957600.424242"}
+    assert slack.event(event, event_id="Ev0FAILED1") == 200
+    assert slack.updates() == []
+    assert slack.event(event, event_id="Ev0FAILED1", retry=1) == 200  # Slack's retry of the same event
+    assert [(u.member_key, u.text) for u in slack.updates()] == [("ma", "巡检正常")]
+    assert slack.event(event, event_id="Ev0FAILED1", retry=2) == 200  # and once more: nothing doubles
+    assert len(slack.updates()) == 1
+    confirmations = [c for c in slack.fake.wait_for("chat.postMessage", count=2) if c.params["channel"] == dm(MA)]
+    assert [c.params["text"] for c in confirmations][1].startswith("已记录到")
+    time.sleep(0.3)
+    assert len(slack.fake.calls("chat.postMessage")) == 2  # the error, then one confirmation
+
+
 # -- several sections: buttons -------------------------------------------------------------------
 def test_an_owner_of_two_sections_gets_buttons_and_pressing_one_assigns(slack: Slack) -> None:
     slack.say("U0LILEI001", "招商银行直连联调完成")
