@@ -38,6 +38,7 @@ class Reply:
     file: tuple[str, str] | None = None  # (file name, content)
     to: str | None = None
     channel: str | None = None
+    key: str | None = None  # the outgoing message's exactly-once key, for platforms that dedupe sends
 
 
 @dataclass
@@ -70,12 +71,16 @@ class ChatBot:
         mine = teams or leads
         return self.service.lang(mine[0]) if mine else self.service.team_file.language
 
-    def _guard(self, member: str | None, fn: Callable[[], list[Reply]]) -> list[Reply]:
+    def _guard(self, member: str | None, fn: Callable[[], list[Reply]], *, strict: bool = False) -> list[Reply]:
+        """A UserError becomes its message; anything else an apology, or (strict) the caller's to handle,
+        so a platform edge can have the platform deliver the event again instead of losing it."""
         try:
             return fn()
         except UserError as e:
             return [Reply(self._user_error(member, e))]
         except Exception:
+            if strict:
+                raise
             logger.exception("handling a chat event failed")
             return [Reply(t(self.lang(member), "error"))]
 
@@ -89,7 +94,9 @@ class ChatBot:
         return t(lang, key) if key in MESSAGES else key
 
     # -- messages ----------------------------------------------------------------------------
-    def on_message(self, platform: str, user_id: str, text: str, message_id: str | None) -> list[Reply]:
+    def on_message(self, platform: str, user_id: str, text: str, message_id: str | None, *,
+                   strict: bool = False) -> list[Reply]:
+        """A chat message: an update to store (or a `/weekly` command typed as a message)."""
         member = self.member(platform, user_id)
         if member is None:
             return [Reply(t(self.service.team_file.language, "unknown_member"))]
@@ -97,7 +104,7 @@ class ChatBot:
         if stripped.startswith("/weekly") or stripped.startswith("／weekly"):
             outcome = self.on_command(platform, user_id, stripped.split(None, 1)[1] if " " in stripped else "")
             return outcome.replies + (self._guard(member, outcome.later) if outcome.later else [])
-        return self._guard(member, lambda: self._record(member, platform, text, message_id))
+        return self._guard(member, lambda: self._record(member, platform, text, message_id), strict=strict)
 
     def _record(self, member: str, platform: str, text: str, message_id: str | None) -> list[Reply]:
         result = self.service.record(member, text, platform=platform, message_id=message_id)
@@ -111,7 +118,8 @@ class ChatBot:
         key = "recorded_late" if r.update.late else "recorded"
         return Reply(t(lang, key, section=r.section.title, cycle=r.cycle, preview=preview(r.update.text)))
 
-    def on_edit(self, platform: str, user_id: str, message_id: str, text: str) -> list[Reply]:
+    def on_edit(self, platform: str, user_id: str, message_id: str, text: str, *,
+                strict: bool = False) -> list[Reply]:
         member = self.member(platform, user_id)
         if member is None:
             return []
@@ -120,18 +128,20 @@ class ChatBot:
             if not (text or "").strip():
                 return self._delete(member, platform, message_id)
             updated = self.service.edit(member, platform=platform, message_id=message_id, text=text)
-            if updated is None:  # an edit of a message we never stored: treat it as a new one
-                return self._record(member, platform, text, message_id)
+            if updated is None:
+                if text.strip().startswith(("/weekly", "／weekly")):
+                    return []  # an edited command is not an update, and commands are not re-run
+                return self._record(member, platform, text, message_id)  # an edit of one we never stored
             return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key, self.lang(member)),
                             preview=preview(updated.text)))]
 
-        return self._guard(member, run)
+        return self._guard(member, run, strict=strict)
 
-    def on_delete(self, platform: str, user_id: str, message_id: str) -> list[Reply]:
+    def on_delete(self, platform: str, user_id: str, message_id: str, *, strict: bool = False) -> list[Reply]:
         member = self.member(platform, user_id)
         if member is None:
             return []
-        return self._guard(member, lambda: self._delete(member, platform, message_id))
+        return self._guard(member, lambda: self._delete(member, platform, message_id), strict=strict)
 
     def _delete(self, member: str, platform: str, message_id: str) -> list[Reply]:
         deleted = self.service.delete(member, platform=platform, message_id=message_id)

@@ -373,6 +373,27 @@ class Settings(BaseSettings):
     weekly_llm_max_input_tokens: int = 24000
     port: int = 3000
 
+    @field_validator("weekly_llm_timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not 0 < v <= 600:  # also refuses nan and inf
+            raise ValueError("must be a number of seconds above 0 and at most 600")
+        return v
+
+    @field_validator("weekly_llm_max_input_tokens")
+    @classmethod
+    def _budget(cls, v: int) -> int:
+        if v < 500:
+            raise ValueError("must be at least 500 tokens")
+        return v
+
+    @field_validator("slack_api_url", "feishu_domain", "openai_base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
     @property
     def llm_enabled(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
@@ -383,4 +404,5 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as e:
         err = e.errors()[0]
-        raise ConfigError(f"environment: {str(err['loc'][0]).upper()}: {err['msg']}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"environment: {str(err['loc'][0]).upper()}: {msg}") from None

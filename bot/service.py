@@ -137,6 +137,15 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(text: str) -> str:
+    """No NUL or other control characters (PostgreSQL refuses NUL), no lone surrogates (undecodable input)."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _CONTROL.sub("", text.replace("\r\n", "\n"))
+
+
 def preview(text: str, limit: int = 60) -> str:
     one = " ".join(text.split())
     return one if len(one) <= limit else one[: limit - 1] + "…"
@@ -228,7 +237,8 @@ class WeeklyService:
         return None, text
 
     def check_text(self, text: str) -> str:
-        body = (text or "").strip("\n").rstrip()
+        """The text worth storing, or a UserError ("empty", "too_long")."""
+        body = _clean(text or "").strip("\n").rstrip()
         if not body.strip():
             raise UserError("empty")
         if len(body) > MAX_MESSAGE_CHARS:
@@ -285,16 +295,9 @@ class WeeklyService:
             raise UserError("not_owner")
         cycle = self.current_cycle(team)
         stored = self.stored_cycle(team, cycle)
-        if stored.id != update.cycle_id:
-            # parked in another team's cycle: store it where it belongs, retire the parked copy
-            moved, _ = self.store.add_update(
-                cycle_id=stored.id, section_key=section.key, member_key=member, platform=update.platform,
-                message_id=None, text=update.text, at=self.now(), late=update.late,
-            )
-            if update.message_id:
-                self.store.delete_update(platform=update.platform, message_id=update.message_id, at=self.now())
-            return Recorded(update=moved, team=team, section=section, cycle=cycle.label, created=True)
-        assigned = self.store.assign_section(update_id=update_id, section_key=section.key, at=self.now())
+        # parked in the first team's cycle, it moves (with its message id, so edits follow) to the chosen one
+        assigned = self.store.assign_section(update_id=update_id, section_key=section.key, cycle_id=stored.id,
+                                             at=self.now())
         assert assigned is not None
         return Recorded(update=assigned, team=team, section=section, cycle=cycle.label, created=False)
 

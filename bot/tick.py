@@ -17,7 +17,7 @@ from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.i18n import t
 from bot.model import CycleTimes
-from bot.notify import Sender, pick_sender
+from bot.notify import Sender, deliver, pick_sender
 from bot.service import WeeklyService
 from storage.repo import Outgoing
 
@@ -109,14 +109,14 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
             continue
         text = compose(service, team, cycle, due, skipped)
         try:
-            sender.send(due.member, Reply(text))
-        except Exception as e:  # any platform failure: keep it due, try again next tick
+            platform = deliver(senders, due.member, Reply(text, key=due.key))
+        except Exception as e:  # every platform failed: keep it due, try again next tick
             logger.warning("sending %s to %s failed: %s", due.kind, due.member, e)
             service.store.finish_outgoing(key=due.key, ok=False, at=at, error=str(e)[:500])
             out.append(Sent(due, sender.platform, False, text, str(e)))
             continue
         service.store.finish_outgoing(key=due.key, ok=True, at=at)
-        out.append(Sent(due, sender.platform, True, text))
+        out.append(Sent(due, platform, True, text))
     return out
 
 

@@ -6,6 +6,7 @@ Buttons show as numbered choices (type the number); `/as KEY` changes who is spe
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import TextIO
 
@@ -22,6 +23,7 @@ class ConsoleChat:
         self.out = out
         self.member = member
         self._counter = 0
+        self._session = uuid.uuid4().hex[:12]  # message ids stay unique across chat sessions on one database
         self._buttons: list[Button] = []
         self._mine: dict[str, list[str]] = {}
 
@@ -79,7 +81,7 @@ class ConsoleChat:
             self._run(self.bot.on_command(self.platform, self.member, rest))
             return
         self._counter += 1
-        message_id = f"console-{self._counter}"
+        message_id = f"console-{self._session}-{self._counter}"
         self._mine.setdefault(self.member, []).append(message_id)
         self.show(self.bot.on_message(self.platform, self.member, text, message_id))
 

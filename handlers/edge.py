@@ -4,7 +4,7 @@ chat, and deliver replies (then the slow work's replies) to channels, members or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from bot.app import App
 from bot.chat import Outcome, Reply
@@ -12,6 +12,18 @@ from bot.i18n import t
 from bot.notify import SendError
 
 logger = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Storing an event failed: the platform gets a 500 and delivers the event again."""
+
+
+class QuietRetries(logging.Filter):
+    """The SDKs log a listener's exception with its traceback; RetryLater was already logged in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, RetryLater) and "RetryLater" not in record.getMessage()
 
 
 class ChatEdge:
@@ -31,17 +43,35 @@ class ChatEdge:
             logger.info("%s: %s seen before; answered and ignored", self.name, key)
         return first
 
-    def _store_then_claim(self, keys: Sequence[str | None], work: Callable[[], Outcome]) -> Outcome | None:
-        """Do `work` first (storing is idempotent: updates are keyed by the platform's message id), then
-        claim the event's keys: a retry or redelivery is stored once and answered once, and if the
-        process dies before the claim, the platform's retry simply does it again. None: answered before."""
+    def _handle(self, event_key: str | None, work: Callable[[], Outcome], *, message_key: str | None = None,
+                idempotent: bool) -> Outcome | None:
+        """Handle an event exactly once, or have the platform deliver it again; None: handled before.
+
+        New messages are stored under the platform's message id, so storing twice is harmless: they are
+        stored first and claimed after, and a process that dies in between is simply redone by the
+        retry. Edits and deletions are not harmless twice (a late retry could undo a newer edit): they
+        are claimed first. Either way a failure leaves nothing claimed and raises RetryLater, which the
+        platform's SDK answers with a 500, so the platform redelivers instead of the answer being lost.
+        """
+        if idempotent and event_key and self.app.store.event_seen(platform=self.platform, event_id=event_key):
+            logger.info("%s: %s seen before; answered and ignored", self.name, event_key)
+            return None
+        if not idempotent and not self._first_time(event_key):
+            return None
         try:
             outcome = work()
-        except Exception:  # nothing claimed: the platform's retry may succeed
-            logger.exception("%s: handling a request failed", self.name)
-            return Outcome([Reply(t(self.app.team_file.language, "error"))])
-        firsts = [self._first_time(key) for key in keys if key]
-        return outcome if all(firsts) else None
+        except Exception as e:
+            if not idempotent and event_key:
+                self.app.store.release_event(platform=self.platform, event_id=event_key)
+            logger.error("%s: storing an event failed (%s: %s); the platform will deliver it again",
+                         self.name, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            raise RetryLater(str(e)) from None
+        if idempotent:
+            # one key after the other: of two racing deliveries, exactly one answers
+            for key in (event_key, message_key):
+                if not self._first_time(key):
+                    return None
+        return outcome
 
     def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
         """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""

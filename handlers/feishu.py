@@ -49,9 +49,10 @@ from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from handlers.edge import ChatEdge, Directory
+from handlers.edge import ChatEdge, Directory, QuietRetries
 
 logger = logging.getLogger(__name__)
+logging.getLogger("Lark").addFilter(QuietRetries())  # the SDK would print the traceback of a RetryLater
 
 PLATFORM = "feishu"
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
@@ -143,9 +144,12 @@ class FeishuApi:
         """Drop the SDK's cached tenant_access_token so the next call fetches a new one."""
         TokenManager.cache.set(f"self_tenant_token:{self.client.config.app_id}", "", 0)
 
-    def send(self, id_type: str, receive_id: str, msg_type: str, content: dict[str, Any]) -> str:
-        """im/v1/messages: one message; the same uuid on every try, so Feishu sends it once. Its message_id."""
-        key = str(uuid.uuid4())
+    def send(self, id_type: str, receive_id: str, msg_type: str, content: dict[str, Any],
+             dedupe: str | None = None) -> str:
+        """im/v1/messages: one message; the same uuid on every try, so Feishu sends it once. Its message_id.
+        `dedupe` (the outgoing message's key) makes the uuid stable across ticks too: Feishu drops a repeat
+        within an hour, so a send that timed out after Feishu took it is not delivered twice."""
+        key = str(uuid.uuid5(uuid.NAMESPACE_URL, f"weekly-bot:{dedupe}:{msg_type}")) if dedupe else str(uuid.uuid4())
         body = json.dumps(content, ensure_ascii=False)
 
         def make() -> Any:
@@ -507,9 +511,9 @@ class FeishuSender:
     def post(self, id_type: str, receive_id: str, reply: Reply) -> None:
         """Text (a card when there are buttons), then the file as a file message."""
         if reply.buttons:
-            self.api.send(id_type, receive_id, "interactive", card_for(reply))
+            self.api.send(id_type, receive_id, "interactive", card_for(reply), dedupe=reply.key)
         elif reply.text.strip():
-            self.api.send(id_type, receive_id, "text", {"text": _fit(reply.text, TEXT_LIMIT)})
+            self.api.send(id_type, receive_id, "text", {"text": _fit(reply.text, TEXT_LIMIT)}, dedupe=reply.key)
         if reply.file:
             name, content = reply.file
             self.api.send(id_type, receive_id, "file", {"file_key": self.api.upload(name, content)})
@@ -606,8 +610,8 @@ class FeishuEdge(ChatEdge):
         if incoming is None:
             return  # not for us
         # the same message may come again under a new event id: its message id says so
-        keys = [_event_id(data), f"msg:{incoming.message_id}"]
-        outcome = self._store_then_claim(keys, lambda: self._incoming(incoming))
+        outcome = self._handle(_event_id(data), lambda: self._incoming(incoming),
+                               message_key=f"msg:{incoming.message_id}", idempotent=True)
         if outcome is None:
             return
         chat_id = incoming.chat_id
@@ -617,15 +621,14 @@ class FeishuEdge(ChatEdge):
         self.directory.recognise(incoming.open_id)
         if incoming.kind == "command":
             return self.chat.on_command(PLATFORM, incoming.open_id, incoming.text)
-        return Outcome(self.chat.on_message(PLATFORM, incoming.open_id, incoming.text, incoming.message_id))
+        return Outcome(self.chat.on_message(PLATFORM, incoming.open_id, incoming.text, incoming.message_id,
+                                            strict=True))
 
     def _on_recall(self, data: Any) -> None:
         """A recalled (撤回) message is a deleted one: its update is removed."""
-        if not self._first_time(_event_id(data)):
-            return
         message_id, chat_id = str(data.event.message_id or ""), str(data.event.chat_id or "")
-        outcome = self._safely(lambda: self._recalled(message_id))
-        if outcome.replies:
+        outcome = self._handle(_event_id(data), lambda: self._recalled(message_id), idempotent=False)
+        if outcome is not None and outcome.replies:
             self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 
     def _recalled(self, message_id: str) -> Outcome:
@@ -633,7 +636,7 @@ class FeishuEdge(ChatEdge):
         open_id = self.directory.known_ids().get(stored.member_key) if stored else None
         if stored is None or open_id is None:
             return Outcome()
-        return Outcome(self.chat.on_delete(PLATFORM, open_id, message_id))
+        return Outcome(self.chat.on_delete(PLATFORM, open_id, message_id, strict=True))
 
     # -- card buttons --------------------------------------------------------------------------
     def _on_card_action(self, data: Any) -> Any:

@@ -33,7 +33,7 @@ from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from handlers.edge import ChatEdge, Directory
+from handlers.edge import ChatEdge, Directory, QuietRetries
 
 logger = logging.getLogger(__name__)
 
@@ -286,9 +286,9 @@ class QuietRequestVerification(RequestVerification):
             return next()
         timestamp = req.headers.get("x-slack-request-timestamp", ["0"])[0]
         signature = req.headers.get("x-slack-signature", [""])[0]
-        if self.verifier.is_valid(req.raw_body, timestamp, signature):
+        if timestamp.isdigit() and self.verifier.is_valid(req.raw_body, timestamp, signature):
             return next()
-        logger.warning("Slack: refused a request with a bad or expired signature (timestamp %s)", timestamp)
+        logger.warning("Slack: refused a request with a bad or expired signature (timestamp %r)", timestamp[:20])
         return BoltResponse(status=401, body={"error": "invalid request"})
 
 
@@ -346,9 +346,11 @@ class SlackEdge(ChatEdge):
         dm = classify(event)
         if dm is None:
             return
-        # the same message may come again under a new event id: its ts says so
-        keys = [body.get("event_id"), f"ts:{dm.message_id}" if dm.kind == "message" else None]
-        outcome = self._store_then_claim(keys, lambda: self._direct_message(dm))
+        outcome = self._handle(
+            body.get("event_id"), lambda: self._direct_message(dm),
+            # the same message may come again under a new event id: its ts says so
+            message_key=f"ts:{dm.message_id}" if dm.kind == "message" else None, idempotent=dm.kind == "message",
+        )
         if outcome is None:
             return
         context[PENDING] = Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later)
@@ -356,14 +358,14 @@ class SlackEdge(ChatEdge):
     def _direct_message(self, dm: DirectMessage) -> Outcome:
         self.directory.recognise(dm.user)
         if dm.kind == "delete":
-            return Outcome(self.chat.on_delete(PLATFORM, dm.user, dm.message_id))
+            return Outcome(self.chat.on_delete(PLATFORM, dm.user, dm.message_id, strict=True))
         text = from_slack(dm.text, self.directory.name_of)
         if dm.kind == "edit":
-            return Outcome(self.chat.on_edit(PLATFORM, dm.user, dm.message_id, text))
+            return Outcome(self.chat.on_edit(PLATFORM, dm.user, dm.message_id, text, strict=True))
         words = command_text(text)
         if words is not None:  # `／weekly …` typed as a message: slow work still waits for the ack
             return self.chat.on_command(PLATFORM, dm.user, words)
-        return Outcome(self.chat.on_message(PLATFORM, dm.user, text, dm.message_id))
+        return Outcome(self.chat.on_message(PLATFORM, dm.user, text, dm.message_id, strict=True))
 
     def _after_message(self, context: BoltContext) -> None:
         """After the ack: the replies, in the DM the message came from."""
@@ -437,6 +439,7 @@ class _NoClientTokenNotice(logging.Filter):
 
 _bolt_logger = logging.getLogger(__name__ + ".bolt")
 _bolt_logger.addFilter(_NoClientTokenNotice())
+_bolt_logger.addFilter(QuietRetries())
 
 
 def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:

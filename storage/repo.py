@@ -295,13 +295,16 @@ class Store:
                 self._revise(s, row, "delete", "", at)
             return _update(row)
 
-    def assign_section(self, *, update_id: int, section_key: str, at: datetime) -> StoredUpdate | None:
+    def assign_section(self, *, update_id: int, section_key: str, cycle_id: int | None = None,
+                       at: datetime) -> StoredUpdate | None:
+        """Give an update its section (and the cycle of that section's team); pressing twice changes nothing."""
         with self._tx() as s:
             row = s.get(UpdateRow, update_id)
             if row is None:
                 return None
-            if row.section_key != section_key:
+            if row.section_key != section_key or (cycle_id is not None and row.cycle_id != cycle_id):
                 row.section_key = section_key
+                row.cycle_id = cycle_id if cycle_id is not None else row.cycle_id
                 self._revise(s, row, "assign", row.text, at)
             return _update(row)
 
@@ -353,6 +356,17 @@ class Store:
             return True
         except IntegrityError:
             return False
+
+    def event_seen(self, *, platform: str, event_id: str) -> bool:
+        with self._tx() as s:
+            return s.scalar(select(ProcessedEventRow.id).where(
+                ProcessedEventRow.platform == platform, ProcessedEventRow.event_id == event_id)) is not None
+
+    def release_event(self, *, platform: str, event_id: str) -> None:
+        """Forget a claim whose work failed, so the platform's redelivery is handled."""
+        with self._tx() as s:
+            s.execute(delete(ProcessedEventRow).where(ProcessedEventRow.platform == platform,
+                                                      ProcessedEventRow.event_id == event_id))
 
     def prune_events(self, *, before: datetime) -> int:
         """Forget events older than any platform's redelivery (Slack and Feishu retry for minutes, not days)."""

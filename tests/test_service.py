@@ -213,3 +213,31 @@ def test_out_of_range_cycles_are_refused(make_app: Callable[..., App]) -> None:
     for label in ("9999-W52", "1900-W01"):
         with pytest.raises(UserError, match="a cycle must lie between 1990 and 2200"):
             app.service.status(team, label)
+
+
+def test_an_update_parked_for_an_owner_of_two_teams_moves_once_and_edits_follow(make_app: Callable[..., App],
+                                                                                team_file: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(team_file.read_text(encoding="utf-8"))
+    second = {"key": "ops", "title": "运维周报", "leads": ["wang"],
+              "schedule": {"open": "mon 10:00", "deadline": "thu 18:00"},
+              "sections": [{"key": "oncall", "title": "值班", "owners": ["zhang"]}]}
+    data["teams"].append(second)
+    team_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    app = make_app()
+    svc = app.service
+    parked = svc.record("zhang", "对账差错3笔", platform="slack", message_id="D1:7.7")
+    assert isinstance(parked, NeedsSection)
+    assert [s.key for _, s in parked.choices] == ["reconciliation", "oncall"]
+    first = svc.assign("zhang", parked.update.id, "oncall")
+    again = svc.assign("zhang", parked.update.id, "oncall")  # the button pressed twice
+    assert (first.team.key, again.update.id, again.update.text) == ("ops", parked.update.id, "对账差错3笔")
+    ops = svc.report(svc.team("ops"), summarize=False)
+    clearing = svc.report(svc.team("clearing"), summarize=False)
+    assert [s.content for s in ops.sections] == ["对账差错3笔"]
+    assert all(s.content == "" for s in clearing.sections)
+    svc.edit("zhang", platform="slack", message_id="D1:7.7", text="对账差错2笔")
+    assert [s.content for s in svc.report(svc.team("ops"), summarize=False).sections] == ["对账差错2笔"]
+    svc.delete("zhang", platform="slack", message_id="D1:7.7")
+    assert [s.state for s in svc.report(svc.team("ops"), summarize=False).sections] == ["missing"]

@@ -338,32 +338,48 @@ def test_a_member_known_only_by_email_is_matched_once_and_cached(slack: Slack) -
 
 
 @sqlite_only
-def test_a_lookup_before_the_ack_never_waits_out_a_429(slack: Slack) -> None:
-    slack.fake.fail("users.info", status=429, headers={"Retry-After": "30"})
-    started = time.monotonic()
-    slack.say(MA, "巡检正常")
-    assert time.monotonic() - started < 1.5
-    assert slack.updates() == []
-    slack.fake.wait_for("chat.postMessage")
-    assert slack.texts(MA) == [to_slack(t("zh", "error"))]
-    slack.say(MA, "巡检正常")  # said again, once Slack answers
-    assert [(u.member_key, u.text) for u in slack.updates()] == [("ma", "巡检正常")]
-
-
-def test_a_failed_delivery_is_not_claimed_so_slacks_retry_stores_it(slack: Slack) -> None:
-    slack.fake.fail("users.info", status=429, headers={"Retry-After": "30"})
+def test_a_failed_lookup_answers_500_at_once_and_slacks_retry_stores_the_answer(slack: Slack) -> None:
+    slack.fake.fail("users.info", status=429, headers={"Retry-After": "30"})  # never waited out before the ack
     event = {"type": "message", "channel": dm(MA), "channel_type": "im", "user": MA, "text": "巡检正常",
              "ts": "1728957600.424242"}
-    assert slack.event(event, event_id="Ev0FAILED1") == 200
+    started = time.monotonic()
+    assert slack.event(event, event_id="Ev0FAILED1") == 500  # not stored: Slack must deliver it again
+    assert time.monotonic() - started < 1.5
     assert slack.updates() == []
-    assert slack.event(event, event_id="Ev0FAILED1", retry=1) == 200  # Slack's retry of the same event
+    assert slack.fake.calls("chat.postMessage") == []
+    assert slack.event(event, event_id="Ev0FAILED1", retry=1) == 200  # Slack's retry, a minute later
     assert [(u.member_key, u.text) for u in slack.updates()] == [("ma", "巡检正常")]
-    assert slack.event(event, event_id="Ev0FAILED1", retry=2) == 200  # and once more: nothing doubles
+    assert slack.event(event, event_id="Ev0FAILED1", retry=2) == 200  # one retry too many: nothing doubles
     assert len(slack.updates()) == 1
-    confirmations = [c for c in slack.fake.wait_for("chat.postMessage", count=2) if c.params["channel"] == dm(MA)]
-    assert [c.params["text"] for c in confirmations][1].startswith("已记录到")
-    time.sleep(0.3)
-    assert len(slack.fake.calls("chat.postMessage")) == 2  # the error, then one confirmation
+    [confirmation] = slack.fake.wait_for("chat.postMessage")
+    assert confirmation.params["text"] == recorded("运维", "巡检正常")
+    settle()
+    assert len(slack.fake.calls("chat.postMessage")) == 1
+
+
+def test_a_late_retry_of_an_edit_does_not_undo_what_came_after(slack: Slack) -> None:
+    ts = slack.say("U0ZHANG001", "v1 对账差错3笔")
+    changed = {"type": "message", "subtype": "message_changed", "channel": dm("U0ZHANG001"), "channel_type": "im",
+               "message": {"type": "message", "user": "U0ZHANG001", "text": "v2 对账差错2笔", "ts": ts},
+               "previous_message": {"type": "message", "user": "U0ZHANG001", "text": "v1 对账差错3笔", "ts": ts}}
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": dm("U0ZHANG001"), "channel_type": "im",
+               "deleted_ts": ts, "previous_message": changed["message"]}
+    assert slack.event(changed, event_id="Ev0EDIT0001") == 200
+    assert slack.event(deleted, event_id="Ev0DELETE01") == 200
+    assert slack.event(changed, event_id="Ev0EDIT0001", retry=1) == 200  # Slack retries the edit late
+    assert slack.updates() == []  # still deleted
+    stored = slack.app.store.update_by_message(platform="slack", message_id=f"{dm('U0ZHANG001')}:{ts}")
+    assert stored is not None and stored.deleted
+    assert [r.action for r in slack.app.store.revisions(update_id=stored.id)] == ["create", "edit", "delete"]
+
+
+def test_an_edited_command_is_not_stored_as_an_update(slack: Slack) -> None:
+    ts = slack.say("U0ZHANG001", "/weekly show")
+    changed = {"type": "message", "subtype": "message_changed", "channel": dm("U0ZHANG001"), "channel_type": "im",
+               "message": {"type": "message", "user": "U0ZHANG001", "text": "/weekly help", "ts": ts},
+               "previous_message": {"type": "message", "user": "U0ZHANG001", "text": "/weekly show", "ts": ts}}
+    assert slack.event(changed) == 200
+    assert slack.updates() == []
 
 
 # -- several sections: buttons -------------------------------------------------------------------

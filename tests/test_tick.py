@@ -156,7 +156,7 @@ def test_a_failed_send_is_retried_not_dropped(make_app: Callable[..., App]) -> N
     broken = Inbox(fail_for={"li"})
     sent = tick(app.service, [broken], W42_OPEN)
     assert [s.ok for s in sent if s.due.member == "li"] == [False]
-    assert [o.last_error for o in app.store.outgoing(status="failed")] == ["channel_not_found"]
+    assert [o.last_error for o in app.store.outgoing(status="failed")] == ["test: channel_not_found"]
     fixed = Inbox()
     retried = tick(app.service, [fixed], W42_OPEN + timedelta(minutes=1))
     assert [(s.due.member, s.ok) for s in retried] == [("li", True)]
@@ -208,3 +208,13 @@ def test_the_prompt_shows_the_imported_plan_not_a_later_draft(make_app: Callable
     inbox = Inbox()
     tick(app.service, [inbox], at("2024-10-08 10:00"))
     assert "上周计划：\n    - 商户欺诈评分模型v3灰度10%流量，误拦率控制在0.15%以内。" in inbox.to("chen")[0]
+
+
+def test_when_one_platform_cannot_reach_a_member_the_next_one_does(make_app: Callable[..., App]) -> None:
+    app = make_app(FixedClock(W42_OPEN))
+    first, second = Inbox(fail_for={"li"}), Inbox()
+    first.platform, second.platform = "slack", "feishu"
+    sent = tick(app.service, [first, second], W42_OPEN)
+    assert {(s.due.member, s.platform, s.ok) for s in sent if s.due.member in ("li", "zhang")} == {
+        ("li", "feishu", True), ("zhang", "slack", True)}
+    assert len(second.to("li")) == 1 and first.to("li") == []
