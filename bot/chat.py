@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.config import Team
 from bot.errors import UserError
@@ -333,6 +334,8 @@ class ChatBot:
         """False for a second press of the same button moments later (same report, same channel)."""
         body = "\n".join(ln for ln in report.markdown.splitlines() if not ln.startswith("Created:"))
         digest = hashlib.sha256(body.encode()).hexdigest()[:24]
-        window = int(self.service.now().timestamp() // PUBLISH_WINDOW_S)
-        key = f"publish:{report.team.key}:{report.cycle}:{channel}:{digest}:{window}"
-        return self.service.store.claim_event(platform=platform, event_id=key, at=self.service.now())
+        key = f"publish:{report.team.key}:{report.cycle}:{channel}:{digest}"
+        now = self.service.now()
+        store = self.service.store
+        return store.claim_event(platform=platform, event_id=key, at=now) or store.renew_event(
+            platform=platform, event_id=key, before=now - timedelta(seconds=PUBLISH_WINDOW_S), at=now)

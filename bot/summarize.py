@@ -171,6 +171,9 @@ def answer_schema(keys: Sequence[str]) -> dict[str, Any]:
 
 
 # -- traceability guard -------------------------------------------------------------------------
+_OWNER_MARKER = re.compile(r"^\s*(?:[-*+•]\s+)?(?:\d+[.)、．]|[（(]\d+[)）])\s*")
+
+
 def numbers_in(text: str) -> set[str]:
     """The numbers written in `text`, normalised ("3,120" → "3120", "99.5%" → "99.5")."""
     normal = unicodedata.normalize("NFKC", text)
@@ -184,9 +187,14 @@ def untraceable(text: str, sources: Sequence[str], sections: Mapping[str, Sectio
     unknown = [s for s in sources if s not in sections]
     if unknown:
         return "unknown source " + ", ".join(repr(s) for s in unknown)
+    empty = [s for s in sources if not sections[s].content.strip()]
+    if empty:
+        return "source " + ", ".join(repr(s) for s in empty) + " has no text this cycle"
     haystack: set[str] = set()
     for key in sources:
-        haystack |= numbers_in(sections[key].title) | numbers_in(sections[key].content)
+        # the owners' list numbering ("1." "2." "（3）") is structure, not a figure an item may cite
+        body = "\n".join(_OWNER_MARKER.sub("", line) for line in sections[key].content.splitlines())
+        haystack |= numbers_in(sections[key].title) | numbers_in(body)
     missing = sorted(numbers_in(text) - haystack)
     if missing:
         return "number " + ", ".join(missing) + " not in its sources"

@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import openai
 from openai import OpenAI
@@ -78,7 +79,8 @@ class OpenAIChat:
             if remaining <= 0:
                 raise ChatTimeout(f"timeout after {self.budget:g} s")
             try:
-                completion = self._create(system, user, schema, mode, remaining)
+                completion = _within(partial(self._create, system, user, schema, mode, remaining), remaining,
+                                     f"timeout after {self.budget:g} s")
             except openai.APITimeoutError as err:
                 raise ChatTimeout(f"timeout after {self.budget:g} s") from err
             except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
@@ -128,6 +130,32 @@ class OpenAIChat:
                 model=self.model, messages=messages, response_format={"type": "json_object"}, timeout=timeout
             )
         return self.client.chat.completions.create(model=self.model, messages=messages, timeout=timeout)
+
+
+T = TypeVar("T")
+
+
+def _within(call: Callable[[], T], seconds: float, why: str) -> T:
+    """`call()` or ChatTimeout after `seconds`: the HTTP client's timeout is per read, and a server that
+    trickles its answer byte by byte would otherwise hold the report far past WEEKLY_LLM_TIMEOUT."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # handed to the caller's thread as is
+            box["error"] = e
+        finally:
+            done.set()
+
+    # a daemon thread: one abandoned to a slow server never holds the process open at exit
+    threading.Thread(target=run, name="llm-call", daemon=True).start()
+    if not done.wait(seconds):
+        raise ChatTimeout(why)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
 
 
 def summarizer_from_settings(settings: Settings, *, cache: SummaryCache | None = None) -> Summarizer:

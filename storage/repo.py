@@ -362,6 +362,16 @@ class Store:
             return s.scalar(select(ProcessedEventRow.id).where(
                 ProcessedEventRow.platform == platform, ProcessedEventRow.event_id == event_id)) is not None
 
+    def renew_event(self, *, platform: str, event_id: str, before: datetime, at: datetime) -> bool:
+        """Claim again an event claimed before `before`; of two at once, one wins."""
+        with self._tx() as s:
+            result = s.execute(
+                update(ProcessedEventRow).where(ProcessedEventRow.platform == platform,
+                                                ProcessedEventRow.event_id == event_id, ProcessedEventRow.at < before)
+                .values(at=at)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def release_event(self, *, platform: str, event_id: str) -> None:
         """Forget a claim whose work failed, so the platform's redelivery is handled."""
         with self._tx() as s:

@@ -249,6 +249,8 @@ FAILURES = [
     pytest.param(error(429, "slow down", headers={"Retry-After": "0"}), 3,
                  "LLM unavailable (HTTP 429 rate limit after 3 attempts): offline summary used", id="429"),
     pytest.param(late(10), 1, "LLM unavailable (timeout after 1 s): offline summary used", id="timeout"),
+    pytest.param(Reply(body={"id": "x", "choices": []}, trickle=0.05), 1,
+                 "LLM unavailable (timeout after 1 s): offline summary used", id="trickle"),
     pytest.param(answer("好的，以下是本周的总结：一切顺利，下周继续努力！"), 1,
                  "LLM answer unusable (not JSON): offline summary used", id="unparsable"),
     pytest.param(answer('{"summary": "一切顺利"}'), 1,
@@ -401,3 +403,16 @@ def test_drafts_too_many_for_one_merge_are_merged_in_batches_first() -> None:
     assert len(merges) >= 3 and users[-1] == merges[-1]  # batch merges, then the final one
     assert all(estimate_prompt_tokens(*messages(b)) <= budget for b in server.requests)
     assert (summary.source, [i.text for i in summary.reflections]) == ("llm", ["各工作流运行平稳。"])
+
+
+def test_list_numbering_is_not_a_figure_and_an_empty_source_traces_nothing() -> None:
+    from bot.summarize import untraceable
+
+    sections = {
+        "settlement": SectionText("settlement", "结算通道", "1. 招商银行直连联调完成。\n2. 建行证书续期。\n3. 工行通道稳定。"),
+        "gateway": SectionText("gateway", "支付网关", "", state="missing"),
+    }
+    assert untraceable("3家银行通道均存在证书到期风险。", ("settlement",), sections) == "number 3 not in its sources"
+    assert untraceable("招商银行直连联调完成。", ("settlement",), sections) is None
+    assert untraceable("网关稳定。", ("gateway",), sections) == "source 'gateway' has no text this cycle"
+    assert untraceable("网关稳定。", ("hr",), sections) == "unknown source 'hr'"

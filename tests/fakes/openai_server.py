@@ -23,6 +23,7 @@ class Reply:
     body: Any = None  # dict/list → JSON, str → sent as is
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's bytes: each read is quick, the whole answer is not
 
 
 Script = Callable[[dict[str, Any], int], Reply]
@@ -126,7 +127,15 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if not reply.trickle:
+                    self.wfile.write(payload)
+                    return
+                for i in range(len(payload)):
+                    if fake._stopping.is_set():
+                        return
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+                    fake.wait(reply.trickle)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting, as a timeout test intends
 
