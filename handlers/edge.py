@@ -14,6 +14,17 @@ from bot.notify import SendError
 logger = logging.getLogger(__name__)
 
 
+def chunks(text: str, size: int) -> list[str]:
+    """Cut text into pieces of at most `size` characters (a platform's message limit), at line ends where possible."""
+    out: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", 0, size)
+        cut = cut if cut > 0 else size
+        out.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return out + [text.rstrip("\n")] if text.strip() else out
+
+
 class RetryLater(Exception):
     """Storing an event failed: the platform gets a 500 and delivers the event again."""
 

@@ -49,7 +49,7 @@ from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from handlers.edge import ChatEdge, Directory, QuietRetries
+from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
 logging.getLogger("Lark").addFilter(QuietRetries())  # the SDK would print the traceback of a RetryLater
@@ -415,17 +415,6 @@ def classify(event: Any, bot_open_id: Callable[[], str | None]) -> Incoming | No
 
 
 # -- what goes out ---------------------------------------------------------------------------
-def _chunks(text: str, size: int) -> list[str]:
-    """Cut text into pieces of at most `size` characters, at line ends where possible."""
-    out: list[str] = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > 0 else size
-        out.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return out + [text.rstrip("\n")] if text.strip() else out
-
-
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -437,7 +426,7 @@ def card_for(reply: Reply) -> dict[str, Any]:
     """
     elements: list[dict[str, Any]] = [
         {"tag": "div", "text": {"tag": "plain_text", "content": chunk}}
-        for chunk in _chunks(_fit(reply.text, CARD_TEXT_LIMIT), CARD_CHUNK)
+        for chunk in chunks(_fit(reply.text, CARD_TEXT_LIMIT), CARD_CHUNK)
     ]
     buttons = [
         {"tag": "button", "text": {"tag": "plain_text", "content": b.label[:60]},

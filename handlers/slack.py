@@ -33,7 +33,7 @@ from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from handlers.edge import ChatEdge, Directory, QuietRetries
+from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +92,6 @@ def to_slack(text: str) -> str:
     return re.sub(r"(?m)^&gt;", ">", escaped)
 
 
-def _chunks(text: str, size: int) -> list[str]:
-    """Cut text into pieces of at most `size` characters, at line ends where possible."""
-    out: list[str] = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > 0 else size
-        out.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return out + [text.rstrip("\n")] if text.strip() else out
-
-
 def action_id(action: str, n: int) -> str:
     """`weekly_assign`, then `weekly_assign.2`…: action ids must be unique within a block."""
     return f"{ACTION_PREFIX}{action}" if n == 1 else f"{ACTION_PREFIX}{action}.{n}"
@@ -119,7 +108,7 @@ def blocks_for(reply: Reply) -> list[dict[str, Any]] | None:
         return None
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-        for chunk in _chunks(to_slack(reply.text), BLOCK_TEXT_LIMIT)
+        for chunk in chunks(to_slack(reply.text), BLOCK_TEXT_LIMIT)
     ][: MAX_BLOCKS - 1]
     seen: dict[str, int] = {}
     elements = []
