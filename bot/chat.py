@@ -23,6 +23,15 @@ PUBLISH_WINDOW_S = 120  # the same report pressed again within this is a double 
 CHAT_PREVIEW_CHARS = 3000
 
 
+def command_text(text: str) -> str | None:
+    """The words after `/weekly` when a message is written as a command, else None."""
+    stripped = text.strip()
+    if not stripped.startswith(("/weekly", "／weekly")):
+        return None
+    parts = stripped.split(None, 1)
+    return parts[1] if len(parts) > 1 else ""
+
+
 @dataclass(frozen=True)
 class Button:
     label: str
@@ -101,9 +110,9 @@ class ChatBot:
         member = self.member(platform, user_id)
         if member is None:
             return [Reply(t(self.service.team_file.language, "unknown_member"))]
-        stripped = (text or "").strip()
-        if stripped.startswith("/weekly") or stripped.startswith("／weekly"):
-            outcome = self.on_command(platform, user_id, stripped.split(None, 1)[1] if " " in stripped else "")
+        words = command_text(text or "")
+        if words is not None:
+            outcome = self.on_command(platform, user_id, words)
             return outcome.replies + (self._guard(member, outcome.later) if outcome.later else [])
         return self._guard(member, lambda: self._record(member, platform, text, message_id), strict=strict)
 
@@ -130,7 +139,7 @@ class ChatBot:
                 return self._delete(member, platform, message_id)
             updated = self.service.edit(member, platform=platform, message_id=message_id, text=text)
             if updated is None:
-                if text.strip().startswith(("/weekly", "／weekly")):
+                if command_text(text) is not None:
                     return []  # an edited command is not an update, and commands are not re-run
                 return self._record(member, platform, text, message_id)  # an edit of one we never stored
             return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key, self.lang(member)),

@@ -45,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.app import App
-from bot.chat import ChatBot, Outcome, Reply
+from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
@@ -364,15 +364,6 @@ def resolve_mentions(text: str, mentions: list[Any] | None, bot_open_id: str | N
             names[key] = "@" + str(getattr(m, "name", "") or "")
     out = _MENTION_KEY.sub(lambda k: names.get(k.group(0), k.group(0)), text)
     return re.sub(r"[ \t]{2,}", " ", out).strip(), mentioned
-
-
-def command_text(text: str) -> str | None:
-    """The words after `/weekly` when a message is written as a command, else None."""
-    stripped = text.strip()
-    if not stripped.startswith(("/weekly", "／weekly")):
-        return None
-    parts = stripped.split(None, 1)
-    return parts[1] if len(parts) > 1 else ""
 
 
 @dataclass(frozen=True)

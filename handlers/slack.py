@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.app import App
-from bot.chat import ChatBot, Outcome, Reply
+from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
@@ -171,15 +171,6 @@ def classify(event: dict[str, Any]) -> DirectMessage | None:
             return None
         return DirectMessage("delete", old["user"], channel, str(event.get("deleted_ts") or old.get("ts")))
     return None
-
-
-def command_text(text: str) -> str | None:
-    """The words after `/weekly` when a DM is written as a command (ChatBot's own rule), else None."""
-    stripped = text.strip()
-    if not stripped.startswith(("/weekly", "／weekly")):
-        return None
-    parts = stripped.split(None, 1)
-    return parts[1] if len(parts) > 1 else ""
 
 
 # -- people ----------------------------------------------------------------------------------
