@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -16,6 +17,8 @@ from sqlalchemy import create_engine, text
 
 from bot.app import App, build_app
 from bot.config import Settings
+from bot.model import Summary, SummaryRequest
+from bot.summary_offline import summarize_offline
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,11 +27,38 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PG_URL = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
 
 DB_PARAMS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+CYCLE = "2024-W42"  # examples/team.yaml's cycle opened Mon 10-14 10:00, deadline Thu 10-17 18:00
+TEAM_TITLE = "支付清算中心周报"
 
 
 def at(text_: str) -> datetime:
     """A Shanghai wall-clock time, 'YYYY-MM-DD HH:MM'."""
     return datetime.strptime(text_, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI)
+
+
+OPEN_CYCLE = at("2024-10-15 10:00")  # a moment inside CYCLE
+
+
+# platform tests whose point is not storage run on SQLite only, keeping the PostgreSQL run short
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def settle() -> None:
+    """Give work after an ack a moment to show itself, before asserting that nothing more happened."""
+    time.sleep(0.3)
+
+
+class SlowSummarizer:
+    """An LLM that takes longer than a platform waits for its answer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: list[float] = []
+
+    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary:
+        self.started.append(time.monotonic())
+        time.sleep(self.seconds)
+        return summarize_offline(request)
 
 
 class FixedClock:

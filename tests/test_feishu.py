@@ -25,10 +25,8 @@ from bot.app import App, build_senders
 from bot.chat import Button, ChatBot, Reply
 from bot.cli import main
 from bot.i18n import t
-from bot.model import Summary, SummaryRequest
 from bot.notify import SendError
 from bot.service import preview
-from bot.summary_offline import summarize_offline
 from bot.tick import tick
 from bot.web import create_web_app
 from handlers.feishu import (
@@ -41,16 +39,23 @@ from handlers.feishu import (
     long_connection_client,
     message_text,
 )
-from tests.conftest import EXAMPLES, FixedClock, at
+from tests.conftest import (
+    CYCLE,
+    EXAMPLES,
+    OPEN_CYCLE,
+    TEAM_TITLE,
+    FixedClock,
+    SlowSummarizer,
+    at,
+    settle,
+    sqlite_only,
+)
 from tests.fakes.feishu_api import APP_ID, APP_SECRET, BOT_OPEN_ID, FakeFeishuApi
 from tests.fakes.slack_api import FakeSlackApi
 from tests.serving import CurrentApp, http, running
 
 ENCRYPT_KEY = "Fk3vT9qLfake-encrypt-key-2024"
 VERIFICATION_TOKEN = "vtFAKE0verification0token01"
-OPEN_CYCLE = at("2024-10-15 10:00")  # W42: opened Mon 10-14 10:00, deadline Thu 10-17 18:00
-CYCLE = "2024-W42"
-TEAM_TITLE = "支付清算中心周报"
 SLOW_SUMMARY_S = 3.5  # stands for a 10-second LLM call: longer than Feishu's 3 s, short enough for CI
 GROUP = "oc_group0000000000000000000000001"
 PUBLISH_CHAT = "oc_weekly000000000000000000000001"
@@ -58,7 +63,6 @@ ZHOU = "ou_zhou0000000000000000000000000001"  # in the team file by email only: 
 
 # Storage-facing tests run on every database conftest offers (PostgreSQL too, when configured); the
 # rest, the slow ones among them, on SQLite only, keeping this file well under 30 s either way.
-sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def ou(member: str) -> str:
@@ -213,11 +217,6 @@ def recorded(section: str, text: str) -> str:
     return t("zh", "recorded", section=section, cycle=CYCLE, preview=preview(text))
 
 
-def settle() -> None:
-    """Give work after the answer a moment to show itself, before asserting that nothing more happened."""
-    time.sleep(0.3)
-
-
 # -- the request checks --------------------------------------------------------------------------
 @sqlite_only
 def test_an_encrypted_url_verification_is_answered_with_its_challenge(feishu: Feishu) -> None:
@@ -353,19 +352,6 @@ def test_a_non_lead_asking_for_the_summary_in_a_group_is_refused(feishu: Feishu)
     assert (answer.receive_id, answer.text) == (GROUP, t("zh", "not_lead", team=TEAM_TITLE, cmd="summary"))
     settle()
     assert len(feishu.fake.messages()) == 1 and feishu.fake.calls("im.file.create") == []
-
-
-class SlowSummarizer:
-    """An LLM that takes longer than Feishu waits for an answer."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.started: list[float] = []
-
-    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary:
-        self.started.append(time.monotonic())
-        time.sleep(self.seconds)
-        return summarize_offline(request)
 
 
 @sqlite_only

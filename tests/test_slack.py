@@ -24,10 +24,8 @@ from bot.app import App
 from bot.chat import Button, ChatBot, Reply
 from bot.cli import main
 from bot.i18n import t
-from bot.model import Summary, SummaryRequest
 from bot.notify import SendError
 from bot.service import preview
-from bot.summary_offline import summarize_offline
 from bot.web import create_web_app
 from handlers.slack import (
     SlackEdge,
@@ -39,22 +37,28 @@ from handlers.slack import (
     to_slack,
 )
 from storage.repo import Store
-from tests.conftest import EXAMPLES, FixedClock, at
+from tests.conftest import (
+    CYCLE,
+    EXAMPLES,
+    OPEN_CYCLE,
+    TEAM_TITLE,
+    FixedClock,
+    SlowSummarizer,
+    at,
+    settle,
+    sqlite_only,
+)
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi
 from tests.serving import CurrentApp, http, running
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-1234-5678-test"
-OPEN_CYCLE = at("2024-10-15 10:00")  # W42: opened Mon 10-14 10:00, deadline Thu 10-17 18:00
-CYCLE = "2024-W42"
-TEAM_TITLE = "支付清算中心周报"
 SLOW_SUMMARY_S = 10.0  # the issue's 10-second summarizer: far past Slack's 3 s ack
 MA = "U0MAXX0001"  # in the team file by email only
 
 
 # Storage-facing tests run on every database conftest offers (PostgreSQL too, when configured); the
 # rest, the slow ones among them, on SQLite only, keeping this file well under 30 s either way.
-sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def dm(user: str) -> str:
@@ -182,11 +186,6 @@ def slack(make_app: Callable[..., App], fake: FakeSlackApi, server: tuple[Curren
 
 def recorded(section: str, text: str) -> str:
     return to_slack(t("zh", "recorded", section=section, cycle=CYCLE, preview=preview(text)))
-
-
-def settle() -> None:
-    """Give work after an ack a moment to show itself, before asserting that nothing more happened."""
-    time.sleep(0.3)
 
 
 # -- the signature check -------------------------------------------------------------------------
@@ -428,19 +427,6 @@ def test_a_non_lead_asking_for_the_summary_gets_a_clear_no(slack: Slack) -> None
     settle()
     assert (status, ack["text"]) == (200, to_slack(t("zh", "not_lead", team=TEAM_TITLE, cmd="summary")))
     assert slack.fake.calls("respond") == [] and slack.fake.uploads() == []
-
-
-class SlowSummarizer:
-    """An LLM that takes longer than Slack waits for an ack."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.started: list[float] = []
-
-    def summarize(self, request: SummaryRequest, *, cycle_id: int | None = None) -> Summary:
-        self.started.append(time.monotonic())
-        time.sleep(self.seconds)
-        return summarize_offline(request)
 
 
 @sqlite_only

@@ -7,31 +7,19 @@ im/v1/files, contact/v3/users…), records every call, and can be told to fail t
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.recording import RecordingServer
+from tests.fakes.recording import Call, RecordingServer
 
 APP_ID = "cli_a1b2c3d4e5f60001"
 APP_SECRET = "fake-app-secret-0123456789abcdef"
 BOT_OPEN_ID = "ou_bot0000000000000000000000000001"
 TENANT_TOKEN = "t-g1044fake0000tenant0token"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request the fake received; `method` names the API (`im.message.create`, `contact.user.get`…)."""
-
-    method: str
-    params: dict[str, Any]
-    path: str
-    status: int
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a fake received: `method` names the platform's API method (or `upload`, `respond`)."""
+
+    method: str
+    params: dict[str, Any]
+    path: str
+    status: int
+    body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
 
 
 class _Named(Protocol):

@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.recording import RecordingServer
+from tests.fakes.recording import Call, RecordingServer
 
 BOT_USER_ID = "UBOT000001"
 BOT_ID = "BBOT000001"
 TEAM_ID = "T0TEAM0001"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request the fake received: `method` is the Web API method, or `upload` / `respond`."""
-
-    method: str
-    params: dict[str, Any]
-    path: str
-    status: int
-    body: bytes = b""
-    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
