@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 from bot.config import Team
 from bot.errors import UserError
@@ -204,6 +204,8 @@ class ChatBot:
             return Outcome(self._guard(member, lambda: self._show(member, lang)))
         if sub == "skip":
             return Outcome(self._guard(member, lambda: self._skip(member, lang)))
+        if sub == "away":
+            return Outcome(self._guard(member, lambda: self._away(member, lang, args)))
         if sub == "help":
             return Outcome([Reply(t(lang, "help"))])
         return Outcome([Reply(t(lang, "unknown_command", word=sub) + t(lang, "help"))])
@@ -236,16 +238,22 @@ class ChatBot:
         lang = self.service.lang(team)
         names = self.service.team_file.members
         tz = self.service.team_file.tz(team)
-        marks = {"submitted": "✅", "missing": "⏳", "skipped": "➖"}
-        states = {"zh": {"submitted": "已提交", "missing": "未提交", "skipped": "跳过"},
-                  "en": {"submitted": "submitted", "missing": "missing", "skipped": "skipped"}}[lang]
-        head = (f"{team.title} {status.cycle.label}  截止 {status.cycle.deadline.astimezone(tz):%m-%d %H:%M}"
+        marks = {"submitted": "✅", "missing": "⏳", "skipped": "➖", "away": "🌴"}
+        states = {"zh": {"submitted": "已提交", "missing": "未提交", "skipped": "跳过", "away": "请假"},
+                  "en": {"submitted": "submitted", "missing": "missing", "skipped": "skipped", "away": "away"}}[lang]
+        late = "迟交" if lang == "zh" else "late"
+        away_word = "请假" if lang == "zh" else "away"
+        opens, deadline = status.cycle.opens_at.astimezone(tz), status.cycle.deadline.astimezone(tz)
+        head = (f"{team.title} {status.cycle.label}  开始 {opens:%m-%d %H:%M}  截止 {deadline:%m-%d %H:%M}"
                 if lang == "zh" else
-                f"{team.title} {status.cycle.label}  deadline {status.cycle.deadline.astimezone(tz):%a %m-%d %H:%M}")
+                f"{team.title} {status.cycle.label}  opens {opens:%a %m-%d %H:%M}  deadline {deadline:%a %m-%d %H:%M}")
         lines = [head]
         for s in status.sections:
-            owners = "、".join(names[o].name for o in s.owners) if s.owners else "-"
-            lines.append(f"{marks[s.state]} {s.title} — {owners} ({states[s.state]})")
+            owners = "、".join(
+                names[o].name + (f"（{away_word}）" if o in status.away and s.state != "away" else "")
+                for o in s.owners) if s.owners else "-"
+            state = states[s.state] + (f"，{late}" if lang == "zh" else f", {late}") * s.late
+            lines.append(f"{marks[s.state]} {s.title} — {owners} ({state})")
         missing = [names[o].name for o in status.missing_owners]
         if missing:
             lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + "、".join(missing))
@@ -302,6 +310,36 @@ class ChatBot:
             for _team, cycle, secs in self.service.skip(member)
         ]
 
+    def _away(self, member: str, lang: Lang, args: list[str]) -> list[Reply]:
+        """`away FROM [TO]` stores days off, `away off` forgets the coming ones, `away` lists them."""
+        tz = self.service.team_file.tz(self.service._member_team(member))
+        today = self.service.now().astimezone(tz).date()
+        if not args:
+            ranges = [(a, b, src) for a, b, src in self.service.away_ranges(member) if b >= today]
+            if not ranges:
+                return [Reply(t(lang, "away_none"))]
+            return [Reply(t(lang, "away_list", days="；".join(_days(a, b) for a, b, _ in ranges)))]
+        if args[0].lower() in ("off", "cancel", "取消") and len(args) == 1:
+            n = self.service.clear_away(member)
+            kept = [(a, b) for a, b, src in self.service.away_ranges(member) if src == "file" and b >= today]
+            text = t(lang, "away_off", n=n)
+            if kept:
+                text += t(lang, "away_file_kept", days="；".join(_days(a, b) for a, b in kept))
+            return [Reply(text)]
+        if len(args) > 2:
+            raise UserError(t(lang, "away_usage"))
+        first = _parse_day(args[0], today)
+        last = _parse_day(args[1], today) if len(args) == 2 else first
+        if first is None or last is None:
+            raise UserError(t(lang, "away_usage"))
+        if last < first and len(args[1]) <= 5:  # `away 12-30 01-03`: over the new year
+            last = last.replace(year=last.year + 1)
+        cycles = self.service.set_away(member, first, last)
+        text = t(lang, "away_set", days=_days(first, last))
+        if cycles:
+            text += t(lang, "away_cycles", cycles="、".join(dict.fromkeys(c.label for _t, c in cycles)))
+        return [Reply(text)]
+
     # -- buttons -----------------------------------------------------------------------------
     def on_action(self, platform: str, user_id: str, action: str, value: str) -> Outcome:
         member = self.member(platform, user_id)
@@ -348,3 +386,18 @@ class ChatBot:
         store = self.service.store
         return store.claim_event(platform=platform, event_id=key, at=now) or store.renew_event(
             platform=platform, event_id=key, before=now - timedelta(seconds=PUBLISH_WINDOW_S), at=now)
+
+
+def _parse_day(word: str, today: date) -> date | None:
+    """`2024-10-01`, `10-01` or `10/01` (this year) as a day; None when it is none of these."""
+    m = re.fullmatch(r"(?:(\d{4})-)?(\d{1,2})[-/](\d{1,2})", word.strip())
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1) or today.year), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def _days(first: date, last: date) -> str:
+    return f"{first:%Y-%m-%d}" if first == last else f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"

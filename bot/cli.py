@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
 
+    p = sub.add_parser("cycles", help="the team's cycles: past (stored), open and upcoming")
+    _common(p)
+    p.add_argument("--team")
+    p.add_argument("--from", dest="lo", metavar="CYCLE", help="from this cycle or week (default: the first stored)")
+    p.add_argument("--to", dest="hi", metavar="CYCLE", help="to this cycle or week (default: eight weeks ahead)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
     p = sub.add_parser("import", help="load past reports (Markdown) as history")
     _common(p)
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -168,6 +175,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         _emit(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n", args.output)
     else:
         _emit(report.markdown, args.output)
+    return 0
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    app = _app(args)
+    team = app.service.team(args.team)
+    cycles = app.service.cycles(team, args.lo, args.hi)
+    now = app.service.now()
+    tz = app.team_file.tz(team)
+    if args.format == "json":
+        data = {"team": team.key, "cycles": [
+            {"label": c.label, "weeks": list(c.week_labels), "opens_at": c.opens_at.isoformat(),
+             "deadline": c.deadline.isoformat(), "state": c.state(now)} for c in cycles]}
+        _emit(json.dumps(data, ensure_ascii=False, indent=2) + "\n", None)
+        return 0
+    lines = [f"{team.key}: {team.title} ({len(cycles)} cycles)"]
+    for c in cycles:
+        lines.append(f"{c.label:<18} opens {c.opens_at.astimezone(tz):%a %Y-%m-%d %H:%M}  "
+                     f"due {c.deadline.astimezone(tz):%a %Y-%m-%d %H:%M}  {c.state(now)}")
+    _emit("\n".join(lines) + "\n", None)
     return 0
 
 
@@ -374,6 +401,7 @@ COMMANDS = {
     "clock": cmd_clock,
     "status": cmd_status,
     "report": cmd_report,
+    "cycles": cmd_cycles,
     "import": cmd_import,
     "check": cmd_check,
     "db": cmd_db,

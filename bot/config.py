@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _KEY = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
+_CYCLE_LABEL = re.compile(r"^(\d{4})-W(\d{2})(?:&(?:(\d{4})-)?W(\d{2}))?$")
+MAX_CYCLE_WEEKS = 8
 
 
 class Strict(BaseModel):
@@ -71,16 +73,71 @@ def parse_week_label(text: str) -> tuple[int, int]:
     return year, week
 
 
+def parse_cycle_label(text: str) -> tuple[date, int]:
+    """`2024-W40` → (its Monday, 1); `2024-W38&W39` or `2024-W52&2025-W01` → (first Monday, weeks)."""
+    m = _CYCLE_LABEL.fullmatch(str(text).strip().upper())
+    if not m:
+        raise ValueError(f"{text!r} is not a cycle label (like 2024-W40 or 2024-W38&W39)")
+    year, week = parse_week_label(f"{m.group(1)}-W{m.group(2)}")
+    first = date.fromisocalendar(year, week, 1)
+    if not m.group(4):
+        return first, 1
+    last_year, last_week = parse_week_label(f"{m.group(3) or m.group(1)}-W{m.group(4)}")
+    weeks = (date.fromisocalendar(last_year, last_week, 1) - first).days // 7 + 1
+    if weeks < 2:
+        raise ValueError(f"{text!r}: its last week is not after its first")
+    if weeks > MAX_CYCLE_WEEKS:
+        raise ValueError(f"{text!r}: a cycle spans at most {MAX_CYCLE_WEEKS} weeks")
+    return first, weeks
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected a day like 2024-10-01, got {value!r}") from None
+
+
+def parse_away(value: Any) -> tuple[date, date]:
+    """One entry of `away:`: a day (`2024-10-11`) or a range (`2024-10-01..2024-10-07`), as (first, last)."""
+    if isinstance(value, str) and ".." in value:
+        left, _, right = value.partition("..")
+        first, last = _day(left), _day(right)
+        if last < first:
+            raise ValueError(f"{value!r}: the range ends before it starts")
+        return first, last
+    day = _day(value)
+    return day, day
+
+
 class Member(Strict):
     name: str = Field(min_length=1)
     slack: str | None = None
     feishu: str | None = None
     email: str | None = None
+    away: tuple[tuple[date, date], ...] = ()  # days off, as (first, last) ranges
+
+    @field_validator("away", mode="before")
+    @classmethod
+    def _away(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        if isinstance(v, (str, date)):
+            v = [v]
+        if not isinstance(v, list | tuple):
+            raise ValueError("expected a list of days or ranges like [2024-10-01..2024-10-07, 2024-10-11]")
+        return tuple(parse_away(item) for item in v)
 
 
 class Publish(Strict):
     slack: str | None = None
     feishu: str | None = None
+    feishu_doc: bool = False  # a Feishu 云文档 per cycle
+    slack_canvas: bool = False  # a Slack canvas per cycle
 
 
 class Schedule(Strict):
@@ -92,6 +149,8 @@ class Schedule(Strict):
     holidays: Literal["CN", "none"] = "none"
     extra_holidays: tuple[date, ...] = ()  # days off the calendar does not know (or after its data ends)
     extra_workdays: tuple[date, ...] = ()  # adjusted workdays (调休) the calendar does not know
+    merge_short_weeks: int = Field(default=0, ge=0, le=4)  # a week with at most this many workdays
+    merge: tuple[str, ...] = ()  # cycles merged by hand, like 2025-W40&W41
 
     @field_validator("open", "deadline", mode="before")
     @classmethod
@@ -121,11 +180,34 @@ class Schedule(Strict):
             return "none"
         return str(v).strip().upper() if str(v).strip().lower() == "cn" else str(v).strip().lower()
 
+    @field_validator("merge", mode="before")
+    @classmethod
+    def _merge(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        out = []
+        for item in v or ():
+            label = str(item).strip().upper()
+            if parse_cycle_label(label)[1] < 2:
+                raise ValueError(f"{item!r} is one week: list merged cycles like 2025-W40&W41")
+            out.append(label)
+        return tuple(out)
+
     @model_validator(mode="after")
     def _needs_start(self) -> Schedule:
         if self.weeks > 1 and not self.start:
             raise ValueError("'start' (the first cycle, like 2024-W38) is needed when weeks > 1")
+        if self.weeks > 1 and (self.merge_short_weeks or self.merge):
+            raise ValueError("merge_short_weeks and merge apply to weekly cycles (weeks: 1)")
+        spans = sorted((parse_cycle_label(label), label) for label in self.merge)
+        for ((a, n), first), ((b, _), second) in zip(spans, spans[1:], strict=False):
+            if b < a + timedelta(weeks=n):
+                raise ValueError(f"merge: {first} and {second} share a week")
         return self
+
+    def merged_spans(self) -> list[tuple[date, int]]:
+        """The hand-merged cycles as (first Monday, weeks), oldest first."""
+        return sorted(parse_cycle_label(label) for label in self.merge)
 
     def reminder_offsets(self) -> list[tuple[str, timedelta]]:
         return [(r, parse_duration(r)) for r in self.reminders]

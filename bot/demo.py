@@ -97,20 +97,28 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     out.write(f"Team file {team_file.name}: {len(team.sections)} sections, "
               f"{len(app.team_file.members)} members, holidays: CN; database: SQLite in {workdir}\n")
 
-    _step(out, clock, None, "import last cycle's report as history")
-    result = service.import_reports([str(EXAMPLES / "report-2024-W40.md")], team=team)
+    _step(out, clock, None, "import last cycle's report as history: Mid-Autumn, two weeks in one")
+    result = service.import_reports([str(EXAMPLES / "report-2024-W38-W39.md")], team=team)
     out.write(f"  imported {', '.join(result.cycles)}: {result.sections} sections and its 下周工作及目标\n")
-    cycle = service.calendar(team).by_label("2024-W41")
-    out.write(f"  2024-W41 opens {cycle.opens_at:%a %m-%d %H:%M} (Mon 10-07 is National Day, so the opening "
-              f"moves to the next workday); deadline {cycle.deadline:%a %m-%d %H:%M}\n")
+    out.write("  the team's cycles (`weekly-bot cycles`; merge_short_weeks: 3 merges a week of ≤ 3 workdays):\n")
+    for c in service.cycles(team, "2024-W37", "2024-W43"):
+        out.write(f"    {c.label:<14} opens {c.opens_at:%a %m-%d %H:%M}  due {c.deadline:%a %m-%d %H:%M}  "
+                  f"{c.state(clock.at)}\n")
+    cycle = service.resolve_cycle(team, "2024-W41")
+    out.write(f"  {cycle.label}: National Day leaves W40 one workday, so it is merged with W41; it opens "
+              f"{cycle.opens_at:%a %m-%d %H:%M} (Mon 10-07 is still a holiday), deadline {cycle.deadline:%a %m-%d %H:%M}\n")
+
+    _step(out, clock, None, "an owner will be away over the deadline")
+    chat.member = "chen"
+    chat.say("/weekly away 10-08 10-11")
 
     run_tick("tick on Monday: the holiday, nothing opens", datetime(2024, 10, 7, 10, 0, tzinfo=TZ))
-    run_tick("tick: the cycle opens, every owner is prompted (with last cycle's plan)", cycle.opens_at)
+    run_tick("tick: the cycle opens, every owner but the one away is prompted, with last cycle's plan",
+             cycle.opens_at)
     run_tick("tick again a minute later: nothing is sent twice", datetime(2024, 10, 8, 10, 1, tzinfo=TZ))
 
     _step(out, clock, datetime(2024, 10, 8, 11, 30, tzinfo=TZ), "owners answer in chat")
     answer("zhang", "reconciliation.md")
-    answer("chen", "risk.md")
     answer("li", "settlement.md")
     chat.member = "sun"
     chat.say((EXAMPLES / "answers" / "metrics.md").read_text(encoding="utf-8").strip())
@@ -133,15 +141,19 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     chat.say("/weekly skip")
 
     run_tick("tick at the 2h reminder", cycle.reminders[1][1])
-    run_tick("tick at the deadline: the lead hears who is missing", cycle.deadline)
+    run_tick("tick at the deadline: the lead hears who is missing (not who is away)", cycle.deadline)
 
-    _step(out, clock, datetime(2024, 10, 10, 18, 5, tzinfo=TZ), "the lead asks for status and the summary")
+    _step(out, clock, datetime(2024, 10, 10, 18, 40, tzinfo=TZ), "after the deadline: a late answer")
+    chat.member = "zhao"
+    chat.say("1. 跨境收款：外汇申报字段补充完成，进入第二轮评审。\n2. 商户进件：资料审核自动化进度60%。")
+
+    _step(out, clock, datetime(2024, 10, 10, 18, 45, tzinfo=TZ), "the lead asks for status and the summary")
     chat.member = "wang"
     chat.say("/weekly status")
     chat.member = "chen"
     chat.say("/weekly summary")
     chat.member = "wang"
     chat.say("/weekly summary")
-    _step(out, clock, datetime(2024, 10, 10, 18, 10, tzinfo=TZ), "the lead publishes the report")
+    _step(out, clock, datetime(2024, 10, 10, 18, 50, tzinfo=TZ), "the lead publishes the report")
     chat.say("1")
     out.write("\nDone: the same handlers serve Slack (`weekly-bot serve`) and the terminal (`weekly-bot chat`).\n")

@@ -1,7 +1,7 @@
 """What is due at instant T: a pure function of the team file, the cycle and what is stored.
 
 Prompts go to every owner once the cycle opens; a reminder goes to owners who have neither
-answered nor skipped, only the latest one due (24h and 2h due together → only 2h); at the
+answered nor skipped (nor are away on the deadline), only the latest one due (24h and 2h due together → only 2h); at the
 deadline the leads hear who is missing. Nothing stale: a prompt only while its cycle takes
 answers and the owner has not answered, a reminder only before the deadline, an escalation
 only within ESCALATION_WINDOW after it.
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from bot.config import Section, Team
-from bot.model import CycleTimes
+from bot.model import Cycle
 
 Kind = Literal["prompt", "reminder", "escalation"]
 # past this, telling the leads who was missing is news from last week, not an escalation
@@ -57,11 +57,15 @@ def answered_sections(updates: Sequence[tuple[str, str | None]]) -> dict[str, se
 
 
 def due_at(
-    team: Team, cycle: CycleTimes, at: datetime, *, answered: Mapping[str, Set[str]], skipped: Set[str],
+    team: Team, cycle: Cycle, at: datetime, *, answered: Mapping[str, Set[str]], skipped: Set[str],
+    away: Set[str] = frozenset(),
 ) -> list[Due]:
-    """Everything for `team` that should have been sent by `at` in `cycle` and still makes sense."""
+    """Everything for `team` that should have been sent by `at` in `cycle` and still makes sense.
+
+    A member away on the deadline counts as having skipped: no prompt, no reminder, not missing."""
     if at < cycle.opens_at or at >= cycle.next_opens_at:
         return []
+    skipped = frozenset(skipped) | frozenset(away)
     out: list[Due] = []
     owners = owners_sections(team)
 

@@ -8,7 +8,7 @@ Lang = Literal["zh", "en"]
 
 MESSAGES: dict[str, dict[Lang, str]] = {
     "empty": {
-        "zh": "没有收到文字内容哦。请直接把本周进展写在消息里（文件和图片暂不支持）。",
+        "zh": "没有收到文字内容哦。请直接把本期进展写在消息里（文件和图片暂不支持）。",
         "en": "I got no text. Please write your update in the message itself (files and images aren't read).",
     },
     "too_long": {
@@ -42,7 +42,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "edited": {"zh": "已更新【{section}】的这条内容：{preview}", "en": "Updated in [{section}]: {preview}"},
     "deleted": {"zh": "已从【{section}】删除这条内容。", "en": "Removed from [{section}]."},
     "skipped": {
-        "zh": "好的，{cycle} 你负责的部分标记为本周跳过：{sections}。",
+        "zh": "好的，{cycle} 你负责的部分标记为跳过：{sections}。",
         "en": "OK, your sections are marked skipped for {cycle}: {sections}.",
     },
     "draft_empty": {"zh": "{cycle} 你还没有提交内容。", "en": "You have no update for {cycle} yet."},
@@ -77,16 +77,41 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "团队配置里没有设置发布频道（publish）。",
         "en": "The team file sets no channel to publish to (publish).",
     },
+    "away_set": {
+        "zh": "已记录你请假：{days}。",
+        "en": "Noted: you are away {days}.",
+    },
+    "away_cycles": {
+        "zh": "截止日在这期间的 {cycles} 不会提醒你，也不会算作未提交。",
+        "en": " You won't be prompted or reminded for {cycles}, nor counted missing.",
+    },
+    "away_none": {"zh": "你没有登记接下来的请假。", "en": "You have no days away coming up."},
+    "away_list": {"zh": "你登记的请假：{days}", "en": "Your days away: {days}"},
+    "away_off": {
+        "zh": "已取消你在聊天里登记的 {n} 段请假（今天起）。",
+        "en": "Cancelled {n} period(s) away you set in chat (from today on).",
+    },
+    "away_file_kept": {
+        "zh": "团队配置文件里的请假仍然有效：{days}",
+        "en": " The team file still lists you away: {days}",
+    },
+    "away_usage": {
+        "zh": "用法：/weekly away 开始日期 [结束日期]，如 /weekly away 2024-10-01 2024-10-07；/weekly away off 取消。",
+        "en": "Usage: /weekly away FROM [TO], like /weekly away 2024-10-01 2024-10-07; /weekly away off to cancel.",
+    },
+    "away_order": {"zh": "请假的结束日期早于开始日期。", "en": "The last day away is before the first."},
+    "away_too_long": {"zh": "一次最多登记一年的请假。", "en": "Set at most a year away at once."},
     "error": {
         "zh": "抱歉，处理时出错了，已记录日志。请稍后再试。",
         "en": "Sorry, something went wrong; it has been logged. Please try again shortly.",
     },
     "help": {
         "zh": (
-            "直接给我发消息就是你本周的周报内容（可以发多条，编辑、删除都会同步）。\n"
+            "直接给我发消息就是你本期的周报内容（可以发多条，编辑、删除都会同步）。\n"
             "负责多个部分时，以【标题】或部分的 key 开头，或在按钮里选择。\n"
             "/weekly show — 查看我的草稿\n"
-            "/weekly skip — 本周跳过\n"
+            "/weekly skip — 本期跳过\n"
+            "/weekly away 开始 [结束] — 请假（如 /weekly away 10-01 10-07）；/weekly away off 取消\n"
             "/weekly status [周期] — 提交情况（负责人）\n"
             "/weekly summary [周期] — 生成周报（负责人）\n"
             "/weekly remind — 提醒未提交的人（负责人）\n"
@@ -98,6 +123,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "a button.\n"
             "/weekly show — your draft\n"
             "/weekly skip — skip this cycle\n"
+            "/weekly away FROM [TO] — days away (like /weekly away 10-01 10-07); /weekly away off to cancel\n"
             "/weekly status [cycle] — who has answered (leads)\n"
             "/weekly summary [cycle] — the compiled report (leads)\n"
             "/weekly remind — remind those missing (leads)\n"
@@ -109,26 +135,41 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Unknown command '{word}'.\n",
     },
     "prompt": {
-        "zh": "{name}你好，{team} {cycle} 周报开始收集了。请回复【{section}】本周的进展，截止 {deadline}。",
-        "en": "Hi {name}, the {team} report for {cycle} is open. Please reply with this cycle's update for "
-              "[{section}] by {deadline}.",
+        "zh": "{name}你好，{team} {cycle} 开始收集了。请回复【{section}】{period}的进展，截止 {deadline}。",
+        "en": "Hi {name}, {team} {cycle} is open. Please reply with your update for [{section}] ({period}) "
+              "by {deadline}.",
+    },
+    "period_1": {"zh": "本周", "en": "this week"},
+    "period_2": {"zh": "这两周", "en": "these two weeks"},
+    "period_n": {"zh": "这{n}周", "en": "these {n} weeks"},
+    "several_sections": {
+        "zh": "你负责多个部分：消息以【标题】开头，或发完后在按钮中选择。",
+        "en": "You own several sections: start a message with [Title], or pick one from the buttons.",
     },
     "prompt_hint": {"zh": "建议包含：{hint}", "en": "Worth covering: {hint}"},
-    "prompt_plan": {"zh": "上周计划：", "en": "Last cycle's plan:"},
+    "prompt_plan_1": {"zh": "上周计划：", "en": "Last week's plan:"},
+    "prompt_plan_n": {"zh": "上期计划：", "en": "Last cycle's plan:"},
     "reminder": {
-        "zh": "提醒：{team} {cycle} 周报将在 {deadline} 截止，你负责的【{sections}】还没有提交。直接回复即可，或 /weekly skip 跳过。",
-        "en": "Reminder: the {team} report for {cycle} closes {deadline}; [{sections}] has no update from you yet. "
+        "zh": "提醒：{team} {cycle} 将在 {deadline} 截止，你负责的【{sections}】还没有提交。直接回复即可，或 /weekly skip 跳过。",
+        "en": "Reminder: {team} {cycle} closes {deadline}; [{sections}] has no update from you yet. "
               "Just reply, or /weekly skip.",
     },
     "escalation": {
-        "zh": "{team} {cycle} 周报已到截止时间，仍未提交：{missing}",
+        "zh": "{team} {cycle} 已到截止时间，仍未提交：{missing}",
         "en": "{team} {cycle} reached its deadline; still missing: {missing}",
     },
     "escalation_none": {
-        "zh": "{team} {cycle} 周报已到截止时间，全部已提交或跳过。",
+        "zh": "{team} {cycle} 已到截止时间，全部已提交或跳过。",
         "en": "{team} {cycle} reached its deadline; every section has answered or skipped.",
     },
 }
+
+
+def period(lang: Lang, weeks: int) -> str:
+    """How the bot names a cycle's span of time: 本周 / 这两周 / 这3周."""
+    if weeks <= 2:
+        return MESSAGES[f"period_{weeks}"][lang]
+    return t(lang, "period_n", n=weeks)
 
 
 def t(lang: Lang, key: str, **kwargs: object) -> str:

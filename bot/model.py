@@ -6,11 +6,12 @@ Nothing here imports an SDK or the database; every module of the core speaks the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 SectionStyle = Literal["item", "heading"]
-SectionState = Literal["submitted", "missing", "skipped"]
+SectionState = Literal["submitted", "missing", "skipped", "away"]
+CycleState = Literal["upcoming", "open", "closed", "imported"]
 SummarySource = Literal["llm", "offline", "none", "imported"]
 
 
@@ -80,12 +81,37 @@ class ParsedReport:
 
 
 @dataclass(frozen=True)
-class CycleTimes:
-    """One cycle of a team: its label and its (holiday-adjusted) instants, all timezone-aware."""
+class Cycle:
+    """One cycle of a team: its weeks, its (holiday-adjusted) instants, all timezone-aware, and
+    whether it is a stored record (opened or imported) or only the schedule's prediction."""
 
     label: str
-    index: int
+    first_monday: date
+    weeks: int
     opens_at: datetime
     deadline: datetime
     reminders: tuple[tuple[str, datetime], ...]  # (offset as written, e.g. "24h", instant)
     next_opens_at: datetime  # answers are taken until then
+    stored_id: int | None = None
+    imported: bool = False
+
+    @property
+    def week_labels(self) -> tuple[str, ...]:
+        """The ISO weeks it spans, like ("2024-W38", "2024-W39")."""
+        out = []
+        for i in range(self.weeks):
+            year, week, _ = (self.first_monday + timedelta(weeks=i)).isocalendar()
+            out.append(f"{year}-W{week:02d}")
+        return tuple(out)
+
+    @property
+    def last_monday(self) -> date:
+        return self.first_monday + timedelta(weeks=self.weeks - 1)
+
+    def state(self, now: datetime) -> CycleState:
+        """imported, upcoming, open (taking answers) or closed, at `now`."""
+        if self.imported:
+            return "imported"
+        if now < self.opens_at:
+            return "upcoming"
+        return "open" if now < self.next_opens_at else "closed"

@@ -31,7 +31,8 @@ _CLOSING_PREFIXES: dict[Closing, tuple[str, ...]] = {
     "reflections": ("收获与反思", "收获和反思", "lessons and reflections", "lessons & reflections"),
     "next_week": ("下周工作", "下周计划", "下周目标", "next week"),
 }
-_PLACEHOLDERS = frozenset({"（未提交）", "(未提交)", "(missing)", "（本周跳过）", "(本周跳过)", "(skipped)"})
+_PLACEHOLDERS = frozenset({"（未提交）", "(未提交)", "(missing)", "（本周跳过）", "(本周跳过)", "（本期跳过）", "(本期跳过)",
+                           "(skipped)", "（请假）", "(请假)", "(away)"})
 _NONE = frozenset({"（无）", "(无)", "无", "(none)", "none"})
 
 

@@ -16,7 +16,8 @@ WORDS: dict[Language, dict[str, str]] = {
     "zh": {
         "created": "Created:",
         "missing": "（未提交）",
-        "skipped": "（本周跳过）",
+        "skipped": "（本期跳过）",
+        "away": "（请假）",
         "none": "（无）",
         "reflections": "收获与反思",
         "next_week": "下周工作及目标",
@@ -25,6 +26,7 @@ WORDS: dict[Language, dict[str, str]] = {
         "created": "Created:",
         "missing": "(missing)",
         "skipped": "(skipped)",
+        "away": "(away)",
         "none": "(none)",
         "reflections": "Lessons and reflections",
         "next_week": "Next week's work and goals",
@@ -57,8 +59,8 @@ def format_created(created: datetime, language: Language) -> str:
 def _body(section: SectionText, language: Language) -> list[str]:
     """The lines a section shows: the owner's text, or what stands in for it."""
     content = normalize_content(section.content)
-    if section.state == "skipped":
-        return [WORDS[language]["skipped"]]
+    if section.state in ("skipped", "away"):
+        return [WORDS[language][section.state]]
     if section.state == "missing" or not content:
         return [WORDS[language]["missing"]]
     return content.split("\n")

@@ -8,17 +8,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bot.config import Section, Team, TeamFile
-from bot.cycles import CycleCalendar
+from bot.cycles import CyclePlan, Timeline, monday_of, parse_span
 from bot.errors import UserError
 from bot.model import (
-    CycleTimes,
+    Cycle,
     ParsedReport,
     SectionState,
     SectionText,
@@ -28,12 +28,12 @@ from bot.model import (
 )
 from bot.parse import parse_report
 from bot.render import render_report
+from bot.titles import norm_title, sections_named
 from storage.repo import Store, StoredCycle, StoredUpdate
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20000
-_LABEL = re.compile(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*")
 IMPORT_MEMBER = "(import)"
 Clock = Callable[[], datetime]
 
@@ -58,28 +58,37 @@ class SectionStatus:
 @dataclass(frozen=True)
 class Status:
     team: Team
-    cycle: CycleTimes
+    cycle: Cycle
     sections: tuple[SectionStatus, ...]
     skipped: frozenset[str] = frozenset()
+    away: frozenset[str] = frozenset()  # members away on the deadline
 
     @property
     def missing_owners(self) -> list[str]:
-        """Owners of missing sections who have not skipped the cycle, in section order."""
+        """Owners of missing sections who have neither skipped the cycle nor are away, in section order."""
         seen: list[str] = []
         for s in self.sections:
             if s.state == "missing":
-                seen.extend(o for o in s.owners if o not in seen and o not in self.skipped)
+                seen.extend(o for o in s.owners if o not in seen and o not in self.skipped and o not in self.away)
         return seen
 
     def to_json(self) -> dict[str, Any]:
+        def row(s: SectionStatus) -> dict[str, Any]:
+            out: dict[str, Any] = {"key": s.key, "title": s.title, "owners": list(s.owners), "state": s.state}
+            if s.late:
+                out["late"] = True
+            away = [o for o in s.owners if o in self.away]
+            if away:
+                out["away"] = away
+            return out
+
         return {
             "team": self.team.key,
             "cycle": self.cycle.label,
+            "weeks": list(self.cycle.week_labels),
             "opens_at": self.cycle.opens_at.isoformat(),
             "deadline": self.cycle.deadline.isoformat(),
-            "sections": [
-                {"key": s.key, "title": s.title, "owners": list(s.owners), "state": s.state} for s in self.sections
-            ],
+            "sections": [row(s) for s in self.sections],
         }
 
 
@@ -152,7 +161,17 @@ def preview(text: str, limit: int = 60) -> str:
 
 
 def _norm_title(text: str) -> str:
-    return re.sub(r"[\s【】\[\]]+", "", text).lower()
+    return norm_title(text)
+
+
+def section_state(owners: Sequence[str], answered: bool, skipped: Set[str], away: Set[str]) -> SectionState:
+    """submitted when anyone wrote; else away when every owner is away (or skipped, some away), skipped
+    when every owner skipped, missing otherwise."""
+    if answered:
+        return "submitted"
+    if owners and all(o in skipped or o in away for o in owners):
+        return "away" if any(o in away for o in owners) else "skipped"
+    return "missing"
 
 
 class WeeklyService:
@@ -166,7 +185,7 @@ class WeeklyService:
         self.store = store
         self.clock = clock
         self.summarizer = summarizer
-        self._calendars: dict[str, CycleCalendar] = {}
+        self._plans: dict[str, CyclePlan] = {}
         self._synced = False
 
     # -- set-up ------------------------------------------------------------------------------
@@ -188,33 +207,114 @@ class WeeklyService:
     def lang(self, team: Team) -> Literal["zh", "en"]:
         return self.team_file.lang(team)
 
-    def calendar(self, team: Team) -> CycleCalendar:
-        cal = self._calendars.get(team.key)
-        if cal is None:
-            cal = self._calendars[team.key] = CycleCalendar(team.schedule, self.team_file.tz(team))
-        return cal
+    def plan(self, team: Team) -> CyclePlan:
+        """How the team's schedule cuts weeks into cycles (kept: it caches the calendar's answers)."""
+        plan = self._plans.get(team.key)
+        if plan is None:
+            plan = self._plans[team.key] = CyclePlan(team.schedule, self.team_file.tz(team))
+        return plan
+
+    def timeline(self, team: Team) -> Timeline:
+        """The team's cycles: stored ones as they were, the schedule's predictions for the rest."""
+        self.sync()
+        return Timeline(self.plan(team), self.store.cycles(team_key=team.key))
 
     def now(self) -> datetime:
         return self.clock()
 
     # -- cycles ------------------------------------------------------------------------------
-    def current_cycle(self, team: Team, at: datetime | None = None) -> CycleTimes:
+    def current_cycle(self, team: Team, at: datetime | None = None) -> Cycle:
         """The newest opened cycle, or a UserError naming when the first one opens."""
         at = at or self.now()
-        cycle = self.calendar(team).cycle_at(at)
+        timeline = self.timeline(team)
+        cycle = timeline.cycle_at(at)
         if cycle is None:
-            upcoming = self.calendar(team).cycles_between(at, at.replace(year=at.year + 2))
-            opens = upcoming[0].opens_at.strftime("%Y-%m-%d %H:%M") if upcoming else "?"
+            upcoming = timeline.next_after(at)
+            opens = upcoming.opens_at.strftime("%Y-%m-%d %H:%M") if upcoming else "?"
             raise UserError(f"{team.key}: no cycle has opened yet (the first opens {opens})")
         return cycle
 
-    def resolve_cycle(self, team: Team, label: str | None) -> CycleTimes:
-        return self.current_cycle(team) if not label else self.calendar(team).by_label(label)
+    def resolve_cycle(self, team: Team, label: str | None) -> Cycle:
+        return self.current_cycle(team) if not label else self.timeline(team).by_label(label)
 
-    def stored_cycle(self, team: Team, cycle: CycleTimes) -> StoredCycle:
+    def cycles(self, team: Team, lo: str | None = None, hi: str | None = None) -> list[Cycle]:
+        """The team's cycles with a week from `lo` to `hi` (labels): by default every stored one and
+        the schedule's next eight weeks."""
+        timeline = self.timeline(team)
+        today = self.now().astimezone(self.team_file.tz(team)).date()
+        stored = [parse_span(c.label).first for c in self.store.cycles(team_key=team.key) if _is_label(c.label)]
+        first = parse_span(lo).first if lo else min([*stored, monday_of(today) - timedelta(weeks=4)])
+        last = parse_span(hi).last if hi else monday_of(today) + timedelta(weeks=8)
+        if last < first:
+            raise UserError(f"--to {hi} is before --from {lo}")
+        if (last - first).days > 7 * 53 * 20:
+            raise UserError("ask for at most twenty years of cycles at once")
+        return timeline.between(first, last)
+
+    def stored_cycle(self, team: Team, cycle: Cycle, *, at: datetime | None = None) -> StoredCycle | None:
+        """The cycle's row, created when it opens (by `at` or now): from then on its label and times are
+        kept whatever the schedule later says. None for a cycle that has not opened."""
         self.sync()
+        if cycle.stored_id is None and _later(cycle.opens_at, max(self.now(), at or self.now())):
+            return None
         return self.store.ensure_cycle(team_key=team.key, label=cycle.label, opens_at=cycle.opens_at,
                                        deadline=cycle.deadline)
+
+    def opened_cycle(self, team: Team, cycle: Cycle) -> StoredCycle:
+        stored = self.stored_cycle(team, cycle)
+        if stored is None:
+            raise UserError(f"{cycle.label} has not opened yet")
+        return stored
+
+    # -- away --------------------------------------------------------------------------------
+    def away_ranges(self, member: str) -> list[tuple[date, date, str]]:
+        """The member's days away: the team file's and those said in chat, as (first, last, "file"|"chat")."""
+        info = self.team_file.members.get(member)
+        ranges = [(a, b, "file") for a, b in (info.away if info else ())]
+        ranges += [(a, b, "chat") for _m, a, b in self.store.away(member_key=member)]
+        return sorted(ranges)
+
+    def away_on(self, team: Team, cycle: Cycle) -> frozenset[str]:
+        """Members away on the cycle's deadline (team time zone): not prompted, reminded or named missing."""
+        day = cycle.deadline.astimezone(self.team_file.tz(team)).date()
+        chat: dict[str, list[tuple[date, date]]] = {}
+        for member, a, b in self.store.away():
+            chat.setdefault(member, []).append((a, b))
+        return frozenset(
+            key for key, m in self.team_file.members.items()
+            if any(a <= day <= b for a, b in (*m.away, *chat.get(key, ())))
+        )
+
+    def set_away(self, member: str, first: date, last: date) -> list[tuple[Team, Cycle]]:
+        """Store days away said in chat; returns the cycles whose deadline falls in them."""
+        if last < first:
+            raise UserError("away_order")
+        if (last - first).days > 366:
+            raise UserError("away_too_long")
+        self.store.add_away(member_key=member, first=first, last=last, at=self.now())
+        return self._cycles_with_deadline_in(member, first, last)
+
+    def clear_away(self, member: str) -> int:
+        """Forget the member's chat-set days away from today on (the team file's stay)."""
+        tz = self.team_file.tz(self._member_team(member))
+        return self.store.clear_away(member_key=member, from_day=self.now().astimezone(tz).date())
+
+    def _member_team(self, member: str) -> Team:
+        owned = self.owned_sections(member)
+        if owned:
+            return owned[0][0]
+        return next((t for t in self.team_file.teams if member in t.leads), self.team_file.teams[0])
+
+    def _cycles_with_deadline_in(self, member: str, first: date, last: date) -> list[tuple[Team, Cycle]]:
+        out = []
+        teams = {t.key: t for t, _ in self.owned_sections(member)} or {
+            t.key: t for t in self.team_file.teams if member in t.leads}
+        for team in teams.values():
+            tz = self.team_file.tz(team)
+            for cycle in self.timeline(team).between(first - timedelta(days=7), last + timedelta(days=7)):
+                if first <= cycle.deadline.astimezone(tz).date() <= last:
+                    out.append((team, cycle))
+        return out
 
     # -- owners and their answers ------------------------------------------------------------
     def owned_sections(self, member: str) -> list[tuple[Team, Section]]:
@@ -262,7 +362,7 @@ class WeeklyService:
         if choice is None and len({t.key for t, _ in owned}) > 1:
             team = owned[0][0]  # parked in the first team's cycle until the owner picks
         cycle = self.current_cycle(team)
-        stored = self.stored_cycle(team, cycle)
+        stored = self.opened_cycle(team, cycle)
         now = self.now()
         update, created = self.store.add_update(
             cycle_id=stored.id, section_key=choice[1].key if choice else None, member_key=member,
@@ -294,7 +394,7 @@ class WeeklyService:
         if member not in section.owners:
             raise UserError("not_owner")
         cycle = self.current_cycle(team)
-        stored = self.stored_cycle(team, cycle)
+        stored = self.opened_cycle(team, cycle)
         # parked in the first team's cycle, it moves (with its message id, so edits follow) to the chosen one
         assigned = self.store.assign_section(update_id=update_id, section_key=section.key, cycle_id=stored.id,
                                              at=self.now())
@@ -319,7 +419,7 @@ class WeeklyService:
             return None
         return self.store.delete_update(platform=platform, message_id=message_id, at=self.now())
 
-    def skip(self, member: str) -> list[tuple[Team, CycleTimes, list[Section]]]:
+    def skip(self, member: str) -> list[tuple[Team, Cycle, list[Section]]]:
         """Skip the open cycle for every team the member owns sections in."""
         owned = self.owned_sections(member)
         if not owned:
@@ -327,18 +427,18 @@ class WeeklyService:
         out = []
         for team in {t.key: t for t, _ in owned}.values():
             cycle = self.current_cycle(team)
-            stored = self.stored_cycle(team, cycle)
+            stored = self.opened_cycle(team, cycle)
             self.store.set_skip(cycle_id=stored.id, member_key=member, at=self.now())
             out.append((team, cycle, [s for t, s in owned if t.key == team.key]))
         return out
 
-    def draft(self, member: str) -> list[tuple[Team, CycleTimes, list[tuple[str, str]]]]:
+    def draft(self, member: str) -> list[tuple[Team, Cycle, list[tuple[str, str]]]]:
         """The member's current text per section, per team: [(team, cycle, [(section title, text)])]."""
         out = []
         owned = self.owned_sections(member)
         for team in {t.key: t for t, _ in owned}.values():
             cycle = self.current_cycle(team)
-            stored = self.stored_cycle(team, cycle)
+            stored = self.opened_cycle(team, cycle)
             titles = {s.key: s.title for s in team.sections}
             unassigned = "（待选择部分）" if self.lang(team) == "zh" else "(section not chosen yet)"
             grouped: dict[str, list[str]] = {}
@@ -352,25 +452,21 @@ class WeeklyService:
     def status(self, team: Team, label: str | None = None) -> Status:
         cycle = self.resolve_cycle(team, label)
         stored = self.stored_cycle(team, cycle)
-        updates = self.store.updates(cycle_id=stored.id)
-        skips = self.store.skips(cycle_id=stored.id)
+        updates = self.store.updates(cycle_id=stored.id) if stored else []
+        skips = self.store.skips(cycle_id=stored.id) if stored else set()
+        away = self.away_on(team, cycle) if not cycle.imported else frozenset()
         rows = []
         for sec in team.sections:
             mine = [u for u in updates if u.section_key == sec.key]
-            state: SectionState
-            if mine:
-                state = "submitted"
-            elif sec.owners and all(o in skips for o in sec.owners):
-                state = "skipped"
-            else:
-                state = "missing"
+            state = section_state(sec.owners, bool(mine), skips, away)
             rows.append(SectionStatus(sec.key, sec.title, sec.owners, state, late=bool(mine) and all(u.late for u in mine)))
-        return Status(team=team, cycle=cycle, sections=tuple(rows), skipped=frozenset(skips))
+        return Status(team=team, cycle=cycle, sections=tuple(rows), skipped=frozenset(skips), away=away)
 
-    def section_texts(self, team: Team, stored: StoredCycle) -> tuple[SectionText, ...]:
+    def section_texts(self, team: Team, stored: StoredCycle | None, cycle: Cycle) -> tuple[SectionText, ...]:
         """The cycle's sections in the team file's order, then extra (imported) ones that have text."""
-        updates = self.store.updates(cycle_id=stored.id)
-        skips = self.store.skips(cycle_id=stored.id)
+        updates = self.store.updates(cycle_id=stored.id) if stored else []
+        skips = self.store.skips(cycle_id=stored.id) if stored else set()
+        away = self.away_on(team, cycle) if not cycle.imported else frozenset()
         by_section: dict[str, list[StoredUpdate]] = {}
         for u in updates:
             if u.section_key:
@@ -378,8 +474,7 @@ class WeeklyService:
         out: list[SectionText] = []
         for sec in team.sections:
             texts = [u.text for u in by_section.get(sec.key, [])]
-            state: SectionState = "submitted" if texts else (
-                "skipped" if sec.owners and all(o in skips for o in sec.owners) else "missing")
+            state = section_state(sec.owners, bool(texts), skips, away)
             out.append(SectionText(sec.key, sec.title, "\n".join(texts), state, sec.style))
         known = {s.key for s in team.sections}
         for extra in self.store.sections(team_key=team.key):
@@ -388,39 +483,46 @@ class WeeklyService:
                 out.append(SectionText(extra.key, extra.title, text, "submitted", extra.style))  # type: ignore[arg-type]
         return tuple(out)
 
-    def previous_goals(self, team: Team, cycle: CycleTimes) -> tuple[SummaryItem, ...]:
-        """Last cycle's 下周工作及目标, from its stored (imported or generated) closing sections."""
-        labels = [lab for lab in self.store.cycle_labels(team_key=team.key) if lab < cycle.label]
-        for label in sorted(labels, reverse=True):
-            prev = self.store.find_cycle(team_key=team.key, label=label)
-            if prev is None:
-                continue
+    def previous_goals(self, team: Team, cycle: Cycle) -> tuple[SummaryItem, ...]:
+        """The 下周工作及目标 of the stored cycle before `cycle` (by their weeks, merged ones too), each
+        with its sections: a goal written without sources is matched to sections by title."""
+        earlier = sorted(
+            ((parse_span(c.label), c) for c in self.store.cycles(team_key=team.key)
+             if _is_label(c.label) and parse_span(c.label).first < cycle.first_monday),
+            key=lambda x: x[0].first, reverse=True,
+        )
+        for _span, prev in earlier[:1]:
             # what people wrote wins over what a model drafted, and a model over the offline rules
             for sources in (("imported",), ("llm",), ("offline",)):
                 summary = self.store.latest_summary(cycle_id=prev.id, sources=sources)
                 if summary is not None:
-                    return tuple(summary.next_week)
-            return ()
+                    return self.with_sources(team, summary.next_week)
         return ()
+
+    def with_sources(self, team: Team, items: Sequence[SummaryItem]) -> tuple[SummaryItem, ...]:
+        """Items as given; one without sources gets the sections its text names by title, if any."""
+        sections = [(s.key, s.title) for s in team.sections]
+        return tuple(i if i.sources else SummaryItem(i.text, sections_named(i.text, sections)) for i in items)
 
     def report(self, team: Team, label: str | None = None, *, summarize: bool | None = None) -> Report:
         """Compile the report; `summarize` None means: the stored imported closing sections, else summarize."""
         cycle = self.resolve_cycle(team, label)
         stored = self.stored_cycle(team, cycle)
-        sections = self.section_texts(team, stored)
+        sections = self.section_texts(team, stored, cycle)
         summary: Summary | None = None
-        if summarize is None and stored.imported:
+        if summarize is None and stored is not None and stored.imported:
             summary = self.store.latest_summary(cycle_id=stored.id, sources=("imported",))
         if summary is None and summarize is not False:
             summary = self.summarize(team, cycle, stored, sections)
         created: datetime | str = self.now().astimezone(self.team_file.tz(team))
-        if stored.created_text and all(u.platform == "import" for u in self.store.updates(cycle_id=stored.id)):
+        if stored is not None and stored.created_text and all(
+                u.platform == "import" for u in self.store.updates(cycle_id=stored.id)):
             created = stored.created_text  # the imported report as it was, unless people wrote since
         markdown = render_report(cycle=cycle.label, created=created, sections=sections, summary=summary,
                                  language=self.lang(team))
         return Report(team=team, cycle=cycle.label, sections=sections, summary=summary, markdown=markdown)
 
-    def summarize(self, team: Team, cycle: CycleTimes, stored: StoredCycle,
+    def summarize(self, team: Team, cycle: Cycle, stored: StoredCycle | None,
                   sections: Sequence[SectionText]) -> Summary:
         request = SummaryRequest(
             team_title=team.title, cycle=cycle.label, language=self.lang(team), sections=tuple(sections),
@@ -431,8 +533,8 @@ class WeeklyService:
 
             summary = summarize_offline(request)
         else:
-            summary = self.summarizer.summarize(request, cycle_id=stored.id)
-        if summary.source == "offline":
+            summary = self.summarizer.summarize(request, cycle_id=stored.id if stored else None)
+        if summary.source == "offline" and stored is not None:
             # kept as this cycle's newest closing sections, so the next cycle's prompts know the plan
             digest = hashlib.sha256(repr((request.sections, request.last_goals)).encode()).hexdigest()[:32]
             self.store.put_summary(cycle_id=stored.id, cache_key=f"offline:{stored.id}:{digest}", summary=summary,
@@ -444,30 +546,35 @@ class WeeklyService:
         """Load past reports as history; every file is checked before anything is written."""
         self.sync()
         if label is not None:
-            if not _LABEL.fullmatch(label):
-                raise UserError(f"--cycle {label!r} is not a cycle label (like 2024-W40 or 2024-W38&W39)")
+            label = _import_label(label, "--cycle")
             if len(paths) > 1:
                 raise UserError("--cycle names the cycle of one report: import several files without it")
+        stored = [(parse_span(c.label), c.label) for c in self.store.cycles(team_key=team.key) if _is_label(c.label)]
         parsed = []
         seen: dict[str, str] = {}
         for path in paths:
             report = _read_report(path)
-            cycle_label = label or report.cycle
-            if not cycle_label:
+            if not (label or report.cycle):
                 raise UserError(f"{path}: no cycle in its title (like '# 2024-W40'): pass --cycle")
+            cycle_label = label or _import_label(report.cycle or "", path)
+            span = parse_span(cycle_label)
             if cycle_label in seen:
                 raise UserError(f"{path}: {cycle_label} is also the cycle of {seen[cycle_label]}: "
                                 "import one report per cycle")
+            for other_span, other in [*stored, *((parse_span(lab), lab) for lab in seen)]:
+                if other != cycle_label and other_span.overlaps(span):
+                    raise UserError(f"{path}: {cycle_label} shares a week with cycle {other}, already "
+                                    f"{'stored' if other not in seen else 'in this import'}: "
+                                    f"import it as {other} (--cycle {other}) or leave it out")
             seen[cycle_label] = path
-            times = self._times_for(team, cycle_label, path)
-            parsed.append((path, cycle_label, times, report))
+            parsed.append((path, cycle_label, self.plan(team).times(span), report))
         result = ImportResult()
         titles = {_norm_title(s.title): s for s in team.sections} | {s.key.lower(): s for s in team.sections}
         now = self.now()
-        for path, cycle_label, times, report in parsed:
-            stored = self.store.ensure_cycle(
-                team_key=team.key, label=cycle_label, opens_at=times.opens_at if times else None,
-                deadline=times.deadline if times else None, imported=True, created_text=report.created,
+        for path, cycle_label, (opens_at, deadline), report in parsed:
+            row = self.store.ensure_cycle(
+                team_key=team.key, label=cycle_label, opens_at=opens_at, deadline=deadline, imported=True,
+                created_text=report.created,
             )
             key_of_title: dict[str, str] = {}
             for psec in report.sections:
@@ -482,36 +589,52 @@ class WeeklyService:
                 key_of_title[_norm_title(psec.title)] = key
                 if psec.content.strip():
                     self.store.put_imported(
-                        cycle_id=stored.id, section_key=key, member_key=IMPORT_MEMBER, text=psec.content, at=now,
+                        cycle_id=row.id, section_key=key, member_key=IMPORT_MEMBER, text=psec.content, at=now,
                         message_id=f"{team.key}/{cycle_label}/{key}",
                     )
                     result.sections += 1
             if report.reflections or report.next_week:
+                named = [(s.key, s.title) for s in team.sections] + [
+                    (key, title) for title, key in key_of_title.items() if key.startswith("extra_")]
                 self.store.put_summary(
-                    cycle_id=stored.id, cache_key=f"imported:{team.key}:{cycle_label}",
-                    summary=Summary(reflections=_keyed(report.reflections, key_of_title),
-                                    next_week=_keyed(report.next_week, key_of_title), source="imported"),
+                    cycle_id=row.id, cache_key=f"imported:{team.key}:{cycle_label}",
+                    summary=Summary(reflections=_keyed(report.reflections, key_of_title, named),
+                                    next_week=_keyed(report.next_week, key_of_title, named), source="imported"),
                     at=now,
                 )
             result.cycles.append(cycle_label)
         return result
 
-    def _times_for(self, team: Team, label: str, path: str) -> CycleTimes | None:
-        """The schedule's times for an imported label; history from before the schedule has none."""
-        if not _LABEL.fullmatch(label):
-            raise UserError(f"{path}: {label!r} is not a cycle label (like 2024-W40 or 2024-W38&W39)")
-        try:
-            return self.calendar(team).by_label(label)
-        except UserError:
-            return None
+
+def _is_label(label: str) -> bool:
+    try:
+        parse_span(label)
+    except UserError:
+        return False
+    return True
 
 
-def _keyed(items: Sequence[SummaryItem], key_of_title: dict[str, str]) -> list[SummaryItem]:
-    """Imported closing items name their sources by title; store them by section key."""
-    return [
-        SummaryItem(i.text, tuple(key_of_title[_norm_title(s)] for s in i.sources if _norm_title(s) in key_of_title))
-        for i in items
-    ]
+def _import_label(label: str, where: str) -> str:
+    """An imported report's cycle label, normalised (`2024-w38&w39` → `2024-W38&W39`)."""
+    try:
+        return parse_span(label).label
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+
+
+def _later(a: datetime, b: datetime) -> bool:
+    return a.astimezone(UTC) > b.astimezone(UTC)
+
+
+def _keyed(items: Sequence[SummaryItem], key_of_title: dict[str, str],
+           sections: Sequence[tuple[str, str]]) -> list[SummaryItem]:
+    """Imported closing items name their sources by title; store them by section key. An item written
+    without sources gets the sections its text names by title."""
+    out = []
+    for i in items:
+        keys = tuple(dict.fromkeys(key_of_title[n] for s in i.sources if (n := _norm_title(s)) in key_of_title))
+        out.append(SummaryItem(i.text, keys or (() if i.sources else sections_named(i.text, sections))))
+    return out
 
 
 def _read_report(path: str) -> ParsedReport:

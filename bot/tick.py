@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from bot.chat import Reply
 from bot.config import Team
 from bot.due import Due, answered_sections, due_at
-from bot.i18n import t
-from bot.model import CycleTimes
+from bot.i18n import period, t
+from bot.model import Cycle
 from bot.notify import Sender, deliver, pick_sender
 from bot.service import WeeklyService
 from storage.repo import Outgoing
@@ -53,27 +53,28 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
 class _Plan:
     """What one team owes at an instant, and what the database says was already sent."""
 
-    cycle: CycleTimes
+    cycle: Cycle
     dues: list[Due]
     existing: dict[str, Outgoing]
-    skipped: frozenset[str]
+    excused: frozenset[str]  # skipped the cycle, or away on its deadline
 
 
 def _plan(service: WeeklyService, team: Team, at: datetime) -> _Plan | None:
-    cycle = service.calendar(team).cycle_at(at)
-    if cycle is None:
+    cycle = service.timeline(team).cycle_at(at)
+    if cycle is None or cycle.imported:  # imported: history from a past report, nobody is chased for it
         return None
-    stored = service.stored_cycle(team, cycle)
-    if stored.imported:  # history loaded from a past report: nobody is chased for it
+    stored = service.stored_cycle(team, cycle, at=at)
+    if stored is None or stored.imported:
         return None
     updates = service.store.updates(cycle_id=stored.id)
     answered = answered_sections([(u.member_key, u.section_key) for u in updates])
     skipped = frozenset(service.store.skips(cycle_id=stored.id))
-    dues = due_at(team, cycle, at, answered=answered, skipped=skipped)
+    away = service.away_on(team, cycle)
+    dues = due_at(team, cycle, at, answered=answered, skipped=skipped, away=away)
     if not dues:
         return None
     existing = {o.key: o for o in service.store.outgoing(team_key=team.key, cycle_label=cycle.label)}
-    return _Plan(cycle, dues, existing, skipped)
+    return _Plan(cycle, dues, existing, skipped | away)
 
 
 def pending(service: WeeklyService, at: datetime) -> list[Due]:
@@ -91,7 +92,7 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
     plan = _plan(service, team, at)
     if plan is None:
         return []
-    cycle, dues, existing, skipped = plan.cycle, plan.dues, plan.existing, plan.skipped
+    cycle, dues, existing, skipped = plan.cycle, plan.dues, plan.existing, plan.excused
     prompted_now = {d.member for d in dues if d.kind == "prompt" and d.key not in existing}
     out = []
     for due in dues:
@@ -134,7 +135,7 @@ def _claim(service: WeeklyService, due: Due, existing: Outgoing | None, at: date
     return False
 
 
-def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due,
+def compose(service: WeeklyService, team: Team, cycle: Cycle, due: Due,
             skipped: frozenset[str] = frozenset()) -> str:
     """The words of a prompt, reminder or escalation, in the team's language."""
     lang = service.lang(team)
@@ -156,7 +157,9 @@ def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due,
                  sections=sep.join(titles[k] for k in due.sections))
     goals = service.previous_goals(team, cycle)
     lines = [t(lang, "prompt", name=members[due.member].name, team=team.title, cycle=cycle.label,
-               section=sep.join(titles[k] for k in due.sections), deadline=deadline)]
+               section=sep.join(titles[k] for k in due.sections), deadline=deadline,
+               period=period(lang, cycle.weeks))]
+    plan_head = t(lang, "prompt_plan_1" if _previous_weeks(service, team, cycle) == 1 else "prompt_plan_n")
     for key in due.sections:
         sec = team.section(key)
         assert sec is not None
@@ -167,8 +170,14 @@ def compose(service: WeeklyService, team: Team, cycle: CycleTimes, due: Due,
         if sec.hint:
             lines.append("  " + t(lang, "prompt_hint", hint=sec.hint))
         if plan:
-            lines.append("  " + t(lang, "prompt_plan") + "".join(f"\n    - {p}" for p in plan))
+            lines.append("  " + plan_head + "".join(f"\n    - {p}" for p in plan))
     if len(due.sections) > 1:
-        lines.append("你负责多个部分：消息以【标题】开头，或发完后在按钮中选择。" if lang == "zh"
-                     else "You own several sections: start a message with [Title], or pick one from the buttons.")
+        lines.append(t(lang, "several_sections"))
     return "\n".join(lines)
+
+
+def _previous_weeks(service: WeeklyService, team: Team, cycle: Cycle) -> int:
+    """How many weeks the cycle before this one spanned (上周计划 for one, 上期计划 for more)."""
+    before = service.timeline(team).between(cycle.first_monday - timedelta(weeks=9), cycle.first_monday)
+    earlier = [c for c in before if c.first_monday < cycle.first_monday]
+    return earlier[-1].weeks if earlier else 1

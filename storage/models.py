@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -127,6 +128,18 @@ class SkipRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
     member_key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AwayRow(Base):
+    """Days a member said in chat they are away (the team file's `away:` adds to these)."""
+
+    __tablename__ = "away"
+    __table_args__ = (UniqueConstraint("member_key", "first_day", "last_day", name="uq_away_range"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_key: Mapped[str] = mapped_column(String(100), index=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

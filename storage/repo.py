@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.model import Summary, SummaryItem
 from storage.models import (
+    AwayRow,
     CycleRow,
     MemberRow,
     OutgoingRow,
@@ -191,7 +192,8 @@ class Store:
                 assert team is not None, "sync_team first"
                 row = s.scalar(select(CycleRow).where(CycleRow.team_id == team.id, CycleRow.label == label))
                 if row is not None:
-                    if opens_at is not None and (row.opens_at != opens_at or row.deadline != deadline):
+                    # a stored cycle keeps its times whatever the schedule says now; only missing ones are filled
+                    if row.opens_at is None and opens_at is not None:
                         row.opens_at, row.deadline = opens_at, deadline
                     if imported and not row.imported:
                         row.imported = True
@@ -219,6 +221,14 @@ class Store:
             if row is None:
                 return None
             return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported, row.created_text)
+
+    def cycles(self, *, team_key: str) -> list[StoredCycle]:
+        """Every stored cycle of the team (opened or imported), in no particular order."""
+        with self._tx() as s:
+            rows = s.scalars(select(CycleRow).join(TeamRow, TeamRow.id == CycleRow.team_id)
+                             .where(TeamRow.key == team_key))
+            return [StoredCycle(r.id, team_key, r.label, r.opens_at, r.deadline, r.imported, r.created_text)
+                    for r in rows]
 
     def cycle_labels(self, *, team_key: str) -> list[str]:
         with self._tx() as s:
@@ -346,6 +356,36 @@ class Store:
     def skips(self, *, cycle_id: int) -> set[str]:
         with self._tx() as s:
             return set(s.scalars(select(SkipRow.member_key).where(SkipRow.cycle_id == cycle_id)))
+
+    # -- away ------------------------------------------------------------------------------
+    def add_away(self, *, member_key: str, first: date, last: date, at: datetime) -> bool:
+        """Store days away; the same range twice is stored once (False)."""
+        try:
+            with self._tx() as s:
+                s.add(AwayRow(member_key=member_key, first_day=first, last_day=last, at=at))
+            return True
+        except IntegrityError:
+            return False
+
+    def clear_away(self, *, member_key: str, from_day: date) -> int:
+        """Forget the member's away days from `from_day` on (past ones stay history); returns how many."""
+        with self._tx() as s:
+            rows = list(s.scalars(select(AwayRow).where(AwayRow.member_key == member_key,
+                                                        AwayRow.last_day >= from_day)))
+            for row in rows:
+                if row.first_day < from_day:
+                    row.last_day = from_day - timedelta(days=1)
+                else:
+                    s.delete(row)
+            return len(rows)
+
+    def away(self, *, member_key: str | None = None) -> list[tuple[str, date, date]]:
+        """(member, first day, last day) said in chat, oldest first."""
+        with self._tx() as s:
+            q = select(AwayRow.member_key, AwayRow.first_day, AwayRow.last_day)
+            if member_key is not None:
+                q = q.where(AwayRow.member_key == member_key)
+            return [(m, a, b) for m, a, b in s.execute(q.order_by(AwayRow.first_day, AwayRow.id))]
 
     # -- platform events ---------------------------------------------------------------------
     def claim_event(self, *, platform: str, event_id: str, at: datetime) -> bool:

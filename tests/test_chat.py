@@ -56,8 +56,8 @@ def test_remind_dms_the_missing_and_tells_the_lead(make_app: Callable[..., App])
     chat, out = console(app, "wang")
     chat.handle("/weekly remind")
     lines = said(out)
-    assert lines[0].startswith("  bot → 赵敏 (DM): 提醒：支付清算中心周报 2024-W42 周报将在 10-17 18:00 截止，你负责的【O1 业务服务】")
-    assert lines[1].startswith("  bot → 王芳: 提醒：支付清算中心周报 2024-W42 周报将在 10-17 18:00 截止，你负责的【其他】")
+    assert lines[0].startswith("  bot → 赵敏 (DM): 提醒：支付清算中心周报 2024-W42 将在 10-17 18:00 截止，你负责的【O1 业务服务】")
+    assert lines[1].startswith("  bot → 王芳: 提醒：支付清算中心周报 2024-W42 将在 10-17 18:00 截止，你负责的【其他】")
     assert lines[2] == "  bot → 王芳: 已提醒 2 位尚未提交的负责人：赵敏、王芳"
 
 
@@ -100,7 +100,7 @@ def test_a_wrong_cycle_is_said_at_once_in_the_teams_language(make_app: Callable[
     chat.handle("/weekly status nonsense")
     assert said(out) == ["  bot → 王芳: “nonsense”既不是团队也不是周期（周期的写法如 2024-W40）。"]
     chat.handle("/weekly summary 2024-W40")
-    assert said(out)[0] == "  bot → 王芳: 正在生成 2024-W40 的周报，稍后发给你。"
+    assert said(out)[0] == "  bot → 王芳: 正在生成 2024-W40&W41 的周报，稍后发给你。"
 
 
 def test_deleting_a_message_not_yet_given_a_section(make_app: Callable[..., App]) -> None:

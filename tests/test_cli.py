@@ -93,13 +93,20 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert result.stderr == ""
-    assert "bot → 李雷 (DM): 李雷你好，支付清算中心周报 2024-W41 周报开始收集了" in out
-    assert out.count("周报开始收集了") == 7  # every owner prompted once
+    # the merged National Day cycle, opening on Tuesday, with the imported Mid-Autumn cycle's plan
+    assert "    2024-W40&W41   opens Tue 10-08 10:00  due Thu 10-10 18:00  upcoming\n" in out
+    assert ("bot → 李雷 (DM): 李雷你好，支付清算中心周报 2024-W40&W41 开始收集了。"
+            "请回复【结算通道、O1 业务服务】这两周的进展") in out
+    assert "      上期计划：\n        - 结算通道：招商银行直连完成联调，10月中旬进入验收。\n" in out
+    assert out.count("开始收集了") == 6  # every owner prompted once, but 陈静, away over the deadline
+    assert "bot → 陈静 (DM)" not in out and "本周" not in out.split("owners answer in chat")[0]
     assert "  (nothing due)" in out
     assert "bot → 刘洋 (DM): 提醒：" in out
-    assert "bot → 王芳 (DM): 支付清算中心周报 2024-W41 周报已到截止时间，仍未提交：【O1 业务服务】(李雷)" in out
+    assert "bot → 王芳 (DM): 支付清算中心周报 2024-W40&W41 已到截止时间，仍未提交：【O1 业务服务】(李雷)" in out
+    assert "    🌴 风控引擎 — 陈静 (请假)\n" in out
+    assert "    ✅ O1 业务服务 — 赵敏、李雷 (已提交，迟交)\n" in out
     assert "## 收获与反思" in out and "# 下周工作及目标" in out
-    assert "bot → #C0WEEKLY01: 支付清算中心周报 2024-W41" in out
+    assert "bot → #C0WEEKLY01: 支付清算中心周报 2024-W40&W41" in out
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -340,7 +340,7 @@ def test_status_in_a_dm_from_a_lead_lists_the_missing_owners(feishu: Feishu) -> 
     feishu.fake.wait_messages(1, receive_id=dm(ou("wang")))
     [status] = feishu.texts(dm(ou("wang")))
     lines = status.split("\n")
-    assert lines[0] == f"{TEAM_TITLE} {CYCLE}  截止 10-17 18:00"
+    assert lines[0] == f"{TEAM_TITLE} {CYCLE}  开始 10-14 10:00  截止 10-17 18:00"
     assert "✅ 清分对账 — 张伟 (已提交)" in lines
     assert lines[-1] == "仍未提交：李雷、陈静、刘洋、赵敏、孙浩、王芳、马丽、周婷"
 
@@ -457,7 +457,7 @@ def test_tick_prompts_a_member_with_only_a_feishu_id_through_feishu(make_app: Ca
     # 周婷 is in the team file by email only, which Slack does not know: Feishu reaches her instead
     assert by["zhou"] == ("feishu", True)
     assert sorted(m.receive_id for m in fake.messages()) == sorted([ou("ma"), ZHOU])
-    assert fake.messages()[0].text.startswith(f"马丽你好，{TEAM_TITLE} {CYCLE} 周报开始收集了。请回复【运维】")
+    assert fake.messages()[0].text.startswith(f"马丽你好，{TEAM_TITLE} {CYCLE} 开始收集了。请回复【运维】")
 
 
 # -- serve, socket, check ------------------------------------------------------------------------

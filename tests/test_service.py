@@ -48,7 +48,7 @@ def test_imported_report_keeps_its_closing_sections_as_history(make_app: Callabl
     assert report.summary_source == "imported"
     assert [i.sources for i in report.summary.next_week] == [  # type: ignore[union-attr]
         ("settlement",), ("risk",), ("incidents",), ("o1_business",)]
-    cycle = app.service.calendar(team).by_label("2024-W41")
+    cycle = app.service.timeline(team).by_label("2024-W41")
     goals = app.service.previous_goals(team, cycle)
     assert goals[0].text == "招商银行直连上线准备：完成生产环境切换演练和回滚预案。"
 
@@ -131,11 +131,13 @@ def test_import_without_a_cycle_needs_one(make_app: Callable[..., App], tmp_path
 def test_national_day_status_shows_the_shifted_times(make_app: Callable[..., App]) -> None:
     app = make_app(FixedClock(at("2024-10-09 12:00")))
     team = app.service.team(None)
+    # merge_short_weeks: 3 — W40 has one workday (Mon 09-30), so W40 and W41 are one cycle
     w40 = app.service.status(team, "2024-W40").to_json()
-    assert (w40["opens_at"], w40["deadline"]) == ("2024-09-30T10:00:00+08:00", "2024-09-30T18:00:00+08:00")
+    assert (w40["cycle"], w40["weeks"]) == ("2024-W40&W41", ["2024-W40", "2024-W41"])
+    assert (w40["opens_at"], w40["deadline"]) == ("2024-10-08T10:00:00+08:00", "2024-10-10T18:00:00+08:00")
     current = app.service.status(team).to_json()
     assert (current["cycle"], current["opens_at"], current["deadline"]) == (
-        "2024-W41", "2024-10-08T10:00:00+08:00", "2024-10-10T18:00:00+08:00")
+        "2024-W40&W41", "2024-10-08T10:00:00+08:00", "2024-10-10T18:00:00+08:00")
     assert current["sections"][0] == {"key": "settlement", "title": "结算通道", "owners": ["li"], "state": "missing"}
 
 
@@ -198,7 +200,7 @@ def test_before_the_first_cycle_is_a_clear_error(make_app: Callable[..., App], t
 def test_import_refuses_a_bad_or_shared_cycle_before_reading(make_app: Callable[..., App]) -> None:
     app = make_app()
     team = app.service.team(None)
-    with pytest.raises(UserError, match=r"^--cycle 'banana' is not a cycle label"):
+    with pytest.raises(UserError, match=r"^--cycle: 'banana' is not a cycle label"):
         app.service.import_reports([str(W40)], team=team, label="banana")
     with pytest.raises(UserError, match="^--cycle names the cycle of one report"):
         app.service.import_reports([str(W39), str(W40)], team=team, label="2024-W46")

@@ -460,7 +460,7 @@ def test_status_names_the_owners_still_missing(slack: Slack) -> None:
     status, ack, took = slack.command("U0WANG0001", "status")
     assert status == 200 and took < 3
     lines = ack["text"].split("\n")
-    assert lines[0] == f"{TEAM_TITLE} {CYCLE}  截止 10-17 18:00"
+    assert lines[0] == f"{TEAM_TITLE} {CYCLE}  开始 10-14 10:00  截止 10-17 18:00"
     assert "✅ 清分对账 — 张伟 (已提交)" in lines
     assert lines[-1] == "仍未提交：李雷、陈静、刘洋、赵敏、孙浩、王芳、马丽"
 
