@@ -224,7 +224,7 @@ class ChatBot:
             match = next((x for x in teams if x.key == word), None)
             if match:
                 team = match
-            elif re.fullmatch(r"\d{4}-W\d{2}(&(\d{4}-)?W\d{2})*", word):
+            elif re.fullmatch(r"\d{4}-[Ww]\d{2}(&(\d{4}-)?[Ww]\d{2})?", word):
                 label = word
             else:
                 raise UserError(t(self.lang(member), "bad_arg", word=word))
@@ -332,12 +332,14 @@ class ChatBot:
         last = _parse_day(args[1], today) if len(args) == 2 else first
         if first is None or last is None:
             raise UserError(t(lang, "away_usage"))
-        if last < first and len(args[1]) <= 5:  # `away 12-30 01-03`: over the new year
-            last = last.replace(year=last.year + 1)
-        cycles = self.service.set_away(member, first, last)
+        wrapped = last.replace(year=last.year + 1) if last < first and len(args[1]) <= 5 else last
+        if (wrapped - first).days < 62:  # `away 12-30 01-03`: over the new year
+            last = wrapped
+        cycles = list(dict.fromkeys(c.label for _t, c in self.service.set_away(member, first, last)))
         text = t(lang, "away_set", days=_days(first, last))
         if cycles:
-            text += t(lang, "away_cycles", cycles="、".join(dict.fromkeys(c.label for _t, c in cycles)))
+            shown = "、".join(cycles[:4]) + ("…" if len(cycles) > 4 else "")
+            text += t(lang, "away_cycles", cycles=shown)
         return [Reply(text)]
 
     # -- buttons -----------------------------------------------------------------------------
