@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import build_app  # noqa: E402
 from bot.chat import Reply  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.model import SectionText, SummaryRequest  # noqa: E402
 from bot.summary_offline import summarize_offline  # noqa: E402
 from bot.tick import tick  # noqa: E402
+from bot.wiring import build_app  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 SECTIONS = 40

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
 
-from bot.app import build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.web import create_web_app, web_edges  # noqa: E402
+from bot.wiring import build_app  # noqa: E402
+from handlers.web import create_web_app, web_edges  # noqa: E402
 from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 
 SECRET = "bench-signing-secret"

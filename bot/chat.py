@@ -67,13 +67,7 @@ class ChatBot:
 
     # -- who is speaking ---------------------------------------------------------------------
     def member(self, platform: str, user_id: str) -> str | None:
-        if platform == "console":
-            return user_id if user_id in self.service.team_file.members else None
-        found = self.service.team_file.member_by(platform, user_id)
-        if found is None:
-            cached = self.service.store.member_platform_ids(platform=platform)
-            found = next((k for k, v in cached.items() if v == user_id), None)
-        return found
+        return self.service.member_by(platform, user_id)
 
     def lang(self, member: str | None = None) -> Lang:
         teams = [t for t, _ in self.service.owned_sections(member)] if member else []

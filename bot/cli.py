@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, NoReturn
 from bot.errors import UserError
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.notify import Sender
+    from bot.platform import Platform as Sender
+    from bot.wiring import App
 
 logger = logging.getLogger("weekly-bot")
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from bot.app import build_app
+    from bot.wiring import build_app
 
     return build_app(config=args.config, db=args.db)
 
@@ -221,7 +221,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     engine = make_engine(args.db or settings.database_url)
     ensure_schema(engine)
     print(f"ok  database {safe_url(engine)} at migration {current_revision(engine)} (head {head_revision(engine)})")
-    from bot.checks import check_platforms
+    from handlers.checks import check_platforms
 
     failures = 0
     for ok, line in check_platforms(settings):
@@ -266,7 +266,7 @@ NO_PLATFORM = "no chat platform is configured (set SLACK_BOT_TOKEN, or FEISHU_AP
 
 
 def _senders(app):  # type: ignore[no-untyped-def]
-    from bot.app import build_senders
+    from bot.wiring import build_senders
 
     senders = build_senders(app)
     if not senders:
@@ -288,8 +288,8 @@ def _instant(text: str | None, tz_name: str):  # type: ignore[no-untyped-def]
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    from bot.app import build_senders
     from bot.tick import pending, tick
+    from bot.wiring import build_senders
 
     app = _app(args)
     when = _instant(args.at, app.team_file.timezone)
@@ -311,7 +311,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
-    from bot.clock import run_clock
+    from handlers.clock import run_clock
 
     logging.getLogger("bot").setLevel(logging.INFO)
     app = _app(args)
@@ -320,7 +320,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.wiring.demo import run_demo
 
     return run_demo(sys.stdout, keep=args.keep)
 
@@ -337,14 +337,14 @@ def _start_clock(app: App, senders: Sequence[Sender], *, enabled: bool) -> Calla
     if not enabled:
         logger.info("scheduler off (--no-scheduler): run `weekly-bot clock` in one process")
         return lambda: None
-    from bot.clock import start_background_clock
+    from handlers.clock import start_background_clock
 
     logger.info("scheduler on: prompts, reminders and deadline notices are sent from this process")
     return start_background_clock(app, senders)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.web import create_web_app, run_server, web_edges
+    from handlers.web import create_web_app, run_server, web_edges
 
     _log_info()
     app = _app(args)
@@ -367,30 +367,22 @@ def _logging_failure(run: Callable[[], None]) -> None:
 
 
 def cmd_socket(args: argparse.Namespace) -> int:
-    """Slack Socket Mode and/or the Feishu long connection, as configured; with both, Slack runs in a thread."""
+    """Every configured long-lived connection (Slack Socket Mode, the Feishu long connection); the last runs
+    in the foreground, the others in threads."""
+    from handlers import registry
+
     _log_info()
     app = _app(args)
-    s = app.settings
-    feishu = bool(s.feishu_app_id or s.feishu_app_secret)
-    runs: list[Callable[[], None]] = []
-    senders: list[Sender] = []
-    if s.slack_app_token or not feishu:  # with neither, Slack's error names what to set
-        from handlers.slack import build_slack, run_socket_mode
-
-        slack_edge = build_slack(app, socket_mode=True)
-        senders.append(slack_edge.sender)
-        runs.append(lambda: run_socket_mode(slack_edge, s.slack_app_token or ""))
-    if feishu:
-        from handlers.feishu import build_feishu, run_long_connection
-
-        feishu_edge = build_feishu(app, long_connection=True)
-        senders.append(feishu_edge.sender)
-        runs.append(lambda: run_long_connection(feishu_edge))
-    stop = _start_clock(app, senders, enabled=not args.no_scheduler)
+    connections = [(plugin.name, conn) for plugin in registry.configured(app.settings)
+                   if (conn := plugin.connection(app)) is not None]
+    if not connections:
+        raise UserError("socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+                        "(Slack Socket Mode), or FEISHU_APP_ID and FEISHU_APP_SECRET (the Feishu long connection)")
+    stop = _start_clock(app, [sender for _, (sender, _run) in connections], enabled=not args.no_scheduler)
     try:
-        for run in runs[:-1]:
-            threading.Thread(target=_logging_failure, args=(run,), name="slack-socket-mode", daemon=True).start()
-        runs[-1]()
+        for name, (_sender, run) in connections[:-1]:
+            threading.Thread(target=_logging_failure, args=(run,), name=f"{name}-connection", daemon=True).start()
+        connections[-1][1][1]()
     finally:
         stop()
     return 0

@@ -119,7 +119,14 @@ class Member(Strict):
     slack: str | None = None
     feishu: str | None = None
     email: str | None = None
+    ids: dict[str, str] = {}  # the member's id on other registered platforms, by platform name
     away: tuple[tuple[date, date], ...] = ()  # days off, as (first, last) ranges
+
+    def id_on(self, platform: str) -> str | None:
+        """The member's user id on `platform` as the team file gives it (`slack:`, `feishu:`, or `ids:`)."""
+        if platform in ("slack", "feishu"):
+            return getattr(self, platform)  # type: ignore[no-any-return]
+        return self.ids.get(platform)
 
     @field_validator("away", mode="before")
     @classmethod
@@ -319,8 +326,9 @@ class TeamFile(Strict):
         return team.language or self.language
 
     def member_by(self, platform: str, user_id: str) -> str | None:
+        """The member whose id on `platform` the team file gives as `user_id`."""
         for key, m in self.members.items():
-            if getattr(m, platform, None) == user_id:
+            if m.id_on(platform) == user_id:
                 return key
         return None
 

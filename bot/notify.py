@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from bot.chat import Reply
+from bot.platform import Platform
 
-
-class Sender(Protocol):
-    """A platform's way to DM a member (Slack, Feishu, the console)."""
-
-    platform: str
-
-    def can_reach(self, member: str) -> bool:
-        """True when this platform knows the member (an id, or an email it can resolve)."""
-        ...
-
-    def send(self, member: str, reply: Reply) -> None:
-        """Deliver or raise; a raise means 'not sent', and the caller will try again later."""
-        ...
+Sender = Platform  # what the scheduler and lead commands send through
 
 
 class SendError(Exception):

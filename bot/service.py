@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bot.config import Section, Team, TeamFile
+from bot.config import Member, Section, Team, TeamFile
 from bot.cycles import CyclePlan, Timeline, monday_of, parse_span
 from bot.errors import UserError
 from bot.model import (
@@ -194,12 +194,58 @@ class WeeklyService:
         if self._synced:
             return
         self.store.sync_members([
-            (k, m.name, m.slack, m.feishu, m.email) for k, m in self.team_file.members.items()
+            (k, m.name, m.email, self._file_ids(m)) for k, m in self.team_file.members.items()
         ])
         for team in self.team_file.teams:
             self.store.sync_team(key=team.key, title=team.title,
                                  sections=[(s.key, s.title, s.style) for s in team.sections])
         self._synced = True
+
+    @staticmethod
+    def _file_ids(member: Member) -> dict[str, str]:
+        ids = {"slack": member.slack, "feishu": member.feishu} | dict(member.ids)
+        return {platform: user_id for platform, user_id in ids.items() if user_id}
+
+    def healthy(self) -> bool:
+        """True when the database answers."""
+        return self.store.ping()
+
+    # -- who is who on each platform -----------------------------------------------------------
+    def platform_ids(self, platform: str) -> dict[str, str]:
+        """member key → user id on `platform`: the team file's, else one found by email and kept."""
+        ids = self.store.member_platform_ids(platform=platform)
+        ids.update({k: v for k, m in self.team_file.members.items() if (v := m.id_on(platform))})
+        return ids
+
+    def member_by(self, platform: str, user_id: str) -> str | None:
+        """The member a platform's user id belongs to (the console's ids are member keys)."""
+        if platform == "console":
+            return user_id if user_id in self.team_file.members else None
+        found = self.team_file.member_by(platform, user_id)
+        if found is None:
+            found = next((k for k, v in self.store.member_platform_ids(platform=platform).items() if v == user_id),
+                         None)
+        return found
+
+    def remember_platform_id(self, member: str, platform: str, user_id: str) -> None:
+        """Keep an id a platform resolved from the member's email."""
+        self.store.set_member_platform_id(member_key=member, platform=platform, user_id=user_id)
+
+    # -- platform deliveries, recognised when they come again ----------------------------------
+    def claim_event(self, platform: str, event_id: str) -> bool:
+        """True the first time a platform's event (or message) id is seen, False for a redelivery."""
+        return self.store.claim_event(platform=platform, event_id=event_id, at=self.now())
+
+    def event_seen(self, platform: str, event_id: str) -> bool:
+        return self.store.event_seen(platform=platform, event_id=event_id)
+
+    def release_event(self, platform: str, event_id: str) -> None:
+        """Forget a claim whose work failed, so the platform's redelivery is handled."""
+        self.store.release_event(platform=platform, event_id=event_id)
+
+    def update_for_message(self, platform: str, message_id: str) -> StoredUpdate | None:
+        """The answer stored for a platform message, if any."""
+        return self.store.update_by_message(platform=platform, message_id=message_id)
 
     def team(self, key: str | None) -> Team:
         return self.team_file.team(key)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.app import App
 from bot.chat import Outcome, Reply
 from bot.i18n import t
 from bot.notify import SendError
+from bot.platform import Context
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,14 @@ class ChatEdge:
 
     platform: str  # "slack", "feishu": the key events and members are stored under
     name: str  # "Slack", "Feishu": for the log
-    app: App
+    app: Context
     delivery_errors: tuple[type[BaseException], ...] = ()
 
     def _first_time(self, key: str | None) -> bool:
         """False for an event (or message) already claimed: a platform's retry or redelivery."""
         if not key:
             return True
-        first = self.app.store.claim_event(platform=self.platform, event_id=key, at=self.app.service.now())
+        first = self.app.service.claim_event(self.platform, key)
         if not first:
             logger.info("%s: %s seen before; answered and ignored", self.name, key)
         return first
@@ -64,7 +64,7 @@ class ChatEdge:
         are claimed first. Either way a failure leaves nothing claimed and raises RetryLater, which the
         platform's SDK answers with a 500, so the platform redelivers instead of the answer being lost.
         """
-        if idempotent and event_key and self.app.store.event_seen(platform=self.platform, event_id=event_key):
+        if idempotent and event_key and self.app.service.event_seen(self.platform, event_key):
             logger.info("%s: %s seen before; answered and ignored", self.name, event_key)
             return None
         if not idempotent and not self._first_time(event_key):
@@ -73,7 +73,7 @@ class ChatEdge:
             outcome = work()
         except Exception as e:
             if not idempotent and event_key:
-                self.app.store.release_event(platform=self.platform, event_id=event_key)
+                self.app.service.release_event(self.platform, event_key)
             logger.error("%s: storing an event failed (%s: %s); the platform will deliver it again",
                          self.name, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             raise RetryLater(str(e)) from None
@@ -133,7 +133,7 @@ class Directory:
     platform: str  # also the team file's field for the id: `slack:` / `feishu:`
     name: str
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Context) -> None:
         self.app = app
         self._no_match: set[str] = set()  # user ids whose email matched no member (this process)
 
@@ -147,13 +147,11 @@ class Directory:
 
     def known_ids(self) -> dict[str, str]:
         """member key → user id, the team file winning over the cache."""
-        ids = self.app.store.member_platform_ids(platform=self.platform)
-        ids.update({k: v for k, m in self.app.team_file.members.items() if (v := getattr(m, self.platform))})
-        return ids
+        return self.app.service.platform_ids(self.platform)
 
     def knows(self, member: str) -> bool:
         m = self.app.team_file.members.get(member)
-        return m is not None and bool(getattr(m, self.platform) or m.email or self.known_ids().get(member))
+        return m is not None and bool(m.id_on(self.platform) or m.email or self.known_ids().get(member))
 
     def user_id(self, member: str) -> str:
         """The member's user id; looked up by email once, then cached."""
@@ -166,7 +164,7 @@ class Directory:
         user_id = self._lookup_email(m.email)
         if not user_id:
             raise SendError(f"{self.name}: no user with member {member}'s email")
-        self.app.store.set_member_platform_id(member_key=member, platform=self.platform, user_id=user_id)
+        self.app.service.remember_platform_id(member, self.platform, user_id)
         logger.info("%s: member %s is %s (found by email)", self.name, member, user_id)
         return user_id
 
@@ -181,7 +179,7 @@ class Directory:
         if member is None:
             self._no_match.add(user_id)
             return
-        self.app.store.set_member_platform_id(member_key=member, platform=self.platform, user_id=user_id)
+        self.app.service.remember_platform_id(member, self.platform, user_id)
         logger.info("%s: member %s is %s (matched by email)", self.name, member, user_id)
 
     def name_of(self, user_id: str) -> str | None:

@@ -240,3 +240,19 @@ def _retry_after(err: openai.APIConnectionError | openai.APIStatusError) -> floa
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def check_llm(settings: Settings) -> tuple[bool, str]:
+    """Ask the OpenAI-compatible server for its models: reachable, and does it take the key?"""
+    base = settings.openai_base_url or "https://api.openai.com/v1"
+    client = openai.OpenAI(api_key=settings.openai_api_key or "unused", base_url=settings.openai_base_url,
+                           timeout=min(settings.weekly_llm_timeout, 10.0), max_retries=0)
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        return False, f"LLM: {base} refused the key (OPENAI_API_KEY)"
+    except openai.APIStatusError as e:  # some compatible servers have no /models: reachable is enough
+        return True, f"LLM: {base} answers (HTTP {e.status_code} for /models); model {settings.weekly_llm_model}"
+    except openai.APIConnectionError as e:
+        return False, f"LLM: cannot reach {base} ({type(e).__name__}); reports fall back to offline summaries"
+    return True, f"LLM: {base} answers; model {settings.weekly_llm_model}"

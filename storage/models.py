@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -70,9 +71,21 @@ class MemberRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    slack_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    feishu_id: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(300))
+
+
+class IdentityRow(Base):
+    """A member's user id on one platform: from the team file, or found by their email and kept."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("member_key", "platform", name="uq_identities_member_platform"),
+        Index("ix_identities_platform_id", "platform", "platform_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_key: Mapped[str] = mapped_column(String(100))
+    platform: Mapped[str] = mapped_column(String(20))
+    platform_id: Mapped[str] = mapped_column(String(64))
 
 
 class CycleRow(Base):

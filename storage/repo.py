@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.model import Summary, SummaryItem
 from storage.models import (
     AwayRow,
     CycleRow,
+    IdentityRow,
     MemberRow,
     OutgoingRow,
     ProcessedEventRow,
@@ -100,6 +102,9 @@ def _unitems(data: list[dict[str, Any]] | None) -> list[SummaryItem]:
     return [SummaryItem(text=str(d["text"]), sources=tuple(d.get("sources") or ())) for d in data or []]
 
 
+logger = logging.getLogger(__name__)
+
+
 class Store:
     """All persistence; one short transaction per call, safe to share between threads."""
 
@@ -111,6 +116,16 @@ class Store:
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    def ping(self) -> bool:
+        """True when the database answers `SELECT 1`."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError as e:
+            logger.warning("the database does not answer (%s)", type(e).__name__)
+            return False
 
     # -- teams, sections, members ------------------------------------------------------------
     def sync_team(self, *, key: str, title: str, sections: Sequence[tuple[str, str, str]]) -> None:
@@ -136,34 +151,52 @@ class Store:
                 if attempt == 2:  # another process syncs the same team at once; its result is ours
                     raise
 
-    def sync_members(self, members: Sequence[tuple[str, str, str | None, str | None, str | None]]) -> None:
+    def sync_members(self, members: Sequence[tuple[str, str, str | None, Mapping[str, str]]]) -> None:
+        """Members as (key, name, email, {platform: id}); a team file's id replaces a cached one, an id
+        found by email stays until the file names one."""
         for attempt in range(3):
             try:
                 with self._tx() as s:
                     known = {r.key: r for r in s.scalars(select(MemberRow))}
-                    for key, name, slack_id, feishu_id, email in members:
+                    ids = {(r.member_key, r.platform): r for r in s.scalars(select(IdentityRow))}
+                    for key, name, email, platform_ids in members:
                         row = known.get(key)
                         if row is None:
-                            s.add(MemberRow(key=key, name=name, slack_id=slack_id, feishu_id=feishu_id, email=email))
+                            s.add(MemberRow(key=key, name=name, email=email))
                         else:
                             row.name, row.email = name, email
-                            row.slack_id = slack_id or row.slack_id
-                            row.feishu_id = feishu_id or row.feishu_id
+                        for platform, user_id in platform_ids.items():
+                            found = ids.get((key, platform))
+                            if found is None:
+                                s.add(IdentityRow(member_key=key, platform=platform, platform_id=user_id))
+                            elif found.platform_id != user_id:
+                                found.platform_id = user_id
                 return
             except IntegrityError:
-                if attempt == 2:
+                if attempt == 2:  # another process syncs the same members at once; its result is ours
                     raise
 
     def set_member_platform_id(self, *, member_key: str, platform: str, user_id: str) -> None:
-        """Cache an id resolved from the member's email."""
-        column = {"slack": MemberRow.slack_id, "feishu": MemberRow.feishu_id}[platform]
-        with self._tx() as s:
-            s.execute(update(MemberRow).where(MemberRow.key == member_key).values({column: user_id}))
+        """Keep an id resolved from the member's email."""
+        for _ in range(3):
+            try:
+                with self._tx() as s:
+                    row = s.scalar(select(IdentityRow).where(IdentityRow.member_key == member_key,
+                                                             IdentityRow.platform == platform))
+                    if row is None:
+                        s.add(IdentityRow(member_key=member_key, platform=platform, platform_id=user_id))
+                    else:
+                        row.platform_id = user_id
+                return
+            except IntegrityError:
+                continue  # a concurrent writer stored it first: try again as an update
 
     def member_platform_ids(self, *, platform: str) -> dict[str, str]:
-        column = {"slack": MemberRow.slack_id, "feishu": MemberRow.feishu_id}[platform]
+        """member key → user id on `platform`, as stored."""
         with self._tx() as s:
-            return {k: v for k, v in s.execute(select(MemberRow.key, column)) if v}
+            rows = s.execute(select(IdentityRow.member_key, IdentityRow.platform_id)
+                             .where(IdentityRow.platform == platform))
+            return {k: v for k, v in rows if v}
 
     def sections(self, *, team_key: str) -> list[StoredSection]:
         with self._tx() as s:

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.app import App, build_app
 from bot.config import Settings
 from bot.model import Summary, SummaryRequest
 from bot.summary_offline import summarize_offline
+from bot.wiring import App, build_app
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent

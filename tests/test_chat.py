@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
-from bot.app import App
 from bot.chat import ChatBot
+from bot.wiring import App
 from handlers.console import ConsoleChat
 
 from .conftest import FixedClock, at

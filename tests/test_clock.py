@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.app import App
-from bot.clock import _run_tick, configure
 from bot.tick import EVENT_MEMORY
+from bot.wiring import App
+from handlers.clock import _run_tick, configure
 
 from .conftest import FixedClock, at
 from .test_tick import OWNERS, W42_OPEN, Inbox

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
 from bot.chat import ChatBot
 from bot.errors import UserError
 from bot.tick import tick
+from bot.wiring import App
 from handlers.console import ConsoleChat
 
 from .conftest import FixedClock, at

@@ -21,14 +21,13 @@ import yaml
 from Crypto.Cipher import AES
 from starlette.applications import Starlette
 
-from bot.app import App, build_senders
 from bot.chat import Button, ChatBot, Reply
 from bot.cli import main
 from bot.i18n import t
 from bot.notify import SendError
 from bot.service import preview
 from bot.tick import tick
-from bot.web import create_web_app
+from bot.wiring import App, build_senders
 from handlers.feishu import (
     FeishuEdge,
     Refused,
@@ -39,6 +38,7 @@ from handlers.feishu import (
     long_connection_client,
     message_text,
 )
+from handlers.web import create_web_app
 from tests.conftest import (
     CYCLE,
     EXAMPLES,
@@ -480,12 +480,12 @@ def _recording_clock(clocks: list[list[str]]) -> Callable[[App, list[Any]], Call
 def test_serve_with_only_feishu_configured_answers_on_feishu_events(
     team_file: Path, prepared_db: str, fake: FakeFeishuApi, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.clock
-    import bot.web
+    import handlers.clock
+    import handlers.web
 
     _feishu_env(monkeypatch, fake)
     clocks: list[list[str]] = []
-    monkeypatch.setattr(bot.clock, "start_background_clock", _recording_clock(clocks))
+    monkeypatch.setattr(handlers.clock, "start_background_clock", _recording_clock(clocks))
     served: list[tuple[int, str]] = []
 
     def serve_briefly(web: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
@@ -494,7 +494,7 @@ def test_serve_with_only_feishu_configured_answers_on_feishu_events(
         with running(web) as url:
             served.append(http("POST", url + "/feishu/events", body, {"Content-Type": "application/json"}))
 
-    monkeypatch.setattr(bot.web, "run_server", serve_briefly)
+    monkeypatch.setattr(handlers.web, "run_server", serve_briefly)
     assert main(["serve", "--config", str(team_file), "--db", prepared_db]) == 0
     assert (served, clocks) == ([(200, '{"challenge":"c1"}')], [["feishu"]])
 
@@ -519,7 +519,7 @@ def test_serve_and_socket_name_the_missing_feishu_variables(
 def test_socket_runs_the_feishu_long_connection_and_slack_socket_mode_together(
     team_file: Path, prepared_db: str, fake: FakeFeishuApi, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.clock
+    import handlers.clock
     import handlers.feishu
     import handlers.slack
 
@@ -540,11 +540,11 @@ def test_socket_runs_the_feishu_long_connection_and_slack_socket_mode_together(
             slack_ran.wait(5)
             ran["feishu"] = threading.current_thread().name
 
-        monkeypatch.setattr(bot.clock, "start_background_clock", _recording_clock(clocks))
+        monkeypatch.setattr(handlers.clock, "start_background_clock", _recording_clock(clocks))
         monkeypatch.setattr(handlers.slack, "run_socket_mode", slack_socket_mode)
         monkeypatch.setattr(handlers.feishu, "run_long_connection", feishu_long_connection)
         assert main(["socket", "--config", str(team_file), "--db", prepared_db]) == 0
-    assert ran == {"slack": "slack-socket-mode", "feishu": "MainThread"}
+    assert ran == {"slack": "slack-connection", "feishu": "MainThread"}
     assert clocks == [["slack", "feishu"]]
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
 from bot.errors import UserError
 from bot.service import NeedsSection, Recorded
+from bot.wiring import App
 
 from .conftest import EXAMPLES, FixedClock, at
 

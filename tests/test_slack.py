@@ -20,13 +20,12 @@ from slack_bolt import BoltRequest
 from sqlalchemy import create_engine
 from starlette.applications import Starlette
 
-from bot.app import App
 from bot.chat import Button, ChatBot, Reply
 from bot.cli import main
 from bot.i18n import t
 from bot.notify import SendError
-from bot.service import preview
-from bot.web import create_web_app
+from bot.service import WeeklyService, preview
+from bot.wiring import App
 from handlers.slack import (
     SlackEdge,
     action_of,
@@ -36,6 +35,7 @@ from handlers.slack import (
     from_slack,
     to_slack,
 )
+from handlers.web import create_web_app
 from storage.repo import Store
 from tests.conftest import (
     CYCLE,
@@ -524,8 +524,8 @@ def test_the_sender_dms_members_by_id_or_email_and_raises_send_error(slack: Slac
 
 @sqlite_only
 def test_the_scheduler_prompts_owners_through_slack(slack: Slack) -> None:
-    from bot.app import build_senders
     from bot.tick import tick
+    from bot.wiring import build_senders
 
     senders = build_senders(slack.app)
     assert [s.platform for s in senders] == ["slack"]
@@ -541,7 +541,8 @@ def test_the_scheduler_prompts_owners_through_slack(slack: Slack) -> None:
 # -- serving -------------------------------------------------------------------------------------
 def test_healthz_checks_the_database(slack: Slack) -> None:
     assert http("GET", slack.url + "/healthz") == (200, '{"status":"ok","database":"ok"}')
-    broken = replace(slack.app, store=Store(create_engine("sqlite:////nonexistent-dir/weekly.db")))
+    unreachable = Store(create_engine("sqlite:////nonexistent-dir/weekly.db"))
+    broken = replace(slack.app, store=unreachable, service=WeeklyService(slack.app.team_file, unreachable))
     with running(create_web_app(broken)) as url:
         assert http("GET", url + "/healthz") == (503, '{"status":"error","database":"unreachable"}')
 
@@ -563,8 +564,8 @@ def test_serve_wires_slack_from_the_environment_and_no_scheduler_starts_none(
     team_file: Path, prepared_db: str, fake: FakeSlackApi, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import bot.clock
-    import bot.web
+    import handlers.clock
+    import handlers.web
 
     for name in ("weekly-bot", "bot", "handlers", "storage"):  # serve raises these to INFO; put them back after
         caplog.set_level(logging.INFO, logger=name)
@@ -587,8 +588,8 @@ def test_serve_wires_slack_from_the_environment_and_no_scheduler_starts_none(
             events, _ = http("POST", url + "/slack/events", body, {"Content-Type": "application/json", **sign(body)})
         served.append((port, health * 1000 + events))
 
-    monkeypatch.setattr(bot.clock, "start_background_clock", fake_clock)
-    monkeypatch.setattr(bot.web, "run_server", serve_briefly)
+    monkeypatch.setattr(handlers.clock, "start_background_clock", fake_clock)
+    monkeypatch.setattr(handlers.web, "run_server", serve_briefly)
     args = ["--config", str(team_file), "--db", prepared_db]
 
     assert main(["serve", *args, "--port", "3999", "--no-scheduler"]) == 0
@@ -609,8 +610,8 @@ def test_serve_and_socket_say_which_credentials_are_missing(
     assert "no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in capsys.readouterr().err
     assert main(["socket", *args]) == 2
     assert capsys.readouterr().err.strip() == (
-        "weekly-bot: error: Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN: "
-        "SLACK_BOT_TOKEN, SLACK_APP_TOKEN are not set")
+        "weekly-bot: error: socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+        "(Slack Socket Mode), or FEISHU_APP_ID and FEISHU_APP_SECRET (the Feishu long connection)")
 
 
 # -- the small pieces ------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.app import App
 from bot.chat import Reply
 from bot.due import Due, due_at
 from bot.notify import SendError
 from bot.tick import STALE_CLAIM, tick
+from bot.wiring import App
 
 from .conftest import FixedClock, at
 

@@ -44,11 +44,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.app import App
 from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
+from bot.platform import Context
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
@@ -436,7 +436,7 @@ class FeishuDirectory(Directory):
     platform = PLATFORM
     name = "Feishu"
 
-    def __init__(self, api: FeishuApi, quick: FeishuApi, app: App) -> None:
+    def __init__(self, api: FeishuApi, quick: FeishuApi, app: Context) -> None:
         super().__init__(app)
         self.api = api
         self.quick = quick  # before an answer there is no time to wait out a rate limit: one short try
@@ -468,7 +468,7 @@ class FeishuSender:
         self.directory = directory
 
     @classmethod
-    def from_app(cls, app: App) -> FeishuSender:
+    def from_app(cls, app: Context) -> FeishuSender:
         """A sender alone, for the scheduler (`clock`, `tick`)."""
         api = FeishuApi(make_client(app.settings))
         return cls(api, FeishuDirectory(api, FeishuApi(make_client(app.settings, timeout=QUICK_TIMEOUT_S), retries=0),
@@ -519,7 +519,7 @@ class FeishuEdge(ChatEdge):
     def _dm(self, member: str, reply: Reply) -> None:
         self.sender.send(member, reply)
 
-    def __init__(self, app: App, api: FeishuApi, quick: FeishuApi, *, encrypt_key: str | None,
+    def __init__(self, app: Context, api: FeishuApi, quick: FeishuApi, *, encrypt_key: str | None,
                  verification_token: str | None) -> None:
         self.app = app
         self.api = api
@@ -612,7 +612,7 @@ class FeishuEdge(ChatEdge):
             self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 
     def _recalled(self, message_id: str) -> Outcome:
-        stored = self.app.store.update_by_message(platform=PLATFORM, message_id=message_id) if message_id else None
+        stored = self.app.service.update_for_message(PLATFORM, message_id) if message_id else None
         open_id = self.directory.known_ids().get(stored.member_key) if stored else None
         if stored is None or open_id is None:
             return Outcome()
@@ -667,7 +667,7 @@ def _event_id(data: Any) -> str | None:
     return getattr(header, "event_id", None) if header is not None else None
 
 
-def build_feishu(app: App, *, long_connection: bool = False) -> FeishuEdge:
+def build_feishu(app: Context, *, long_connection: bool = False) -> FeishuEdge:
     """The Feishu edge from the settings; a UserError naming what is missing."""
     s = app.settings
     needed = {"FEISHU_APP_ID": s.feishu_app_id, "FEISHU_APP_SECRET": s.feishu_app_secret}

@@ -9,18 +9,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot.app import build_app
 from bot.chat import ChatBot, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.tick import tick
+from bot.wiring import build_app
 from handlers.console import ConsoleChat
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = resources.files("bot") / "demo_data"  # package data: the demo runs from an installed wheel too
 TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -48,8 +49,8 @@ class ConsoleSender:
 
 
 def run_demo(out: TextIO, *, keep: bool = False) -> int:
-    if not (EXAMPLES / "team.yaml").exists():
-        raise UserError(f"the demo's data is not at {EXAMPLES} (run it from a clone of the repository)")
+    if not (EXAMPLES / "team.yaml").is_file():
+        raise UserError("demo_data_missing")
     workdir = Path(tempfile.mkdtemp(prefix="weekly-bot-demo-"))
     try:
         _narrate(out, workdir)
@@ -71,7 +72,7 @@ def _step(out: TextIO, clock: MovableClock, when: datetime | None, title: str) -
 
 def _narrate(out: TextIO, workdir: Path) -> None:
     team_file = workdir / "team.yaml"
-    shutil.copy(EXAMPLES / "team.yaml", team_file)
+    team_file.write_text((EXAMPLES / "team.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     clock = MovableClock(datetime(2024, 10, 7, 9, 0, tzinfo=TZ))
     # no platform credentials, no LLM: everything stays on this machine
     settings = Settings(weekly_config=str(team_file), database_url=f"sqlite:///{workdir / 'weekly.db'}",
@@ -98,7 +99,9 @@ def _narrate(out: TextIO, workdir: Path) -> None:
               f"{len(app.team_file.members)} members, holidays: CN; database: SQLite in {workdir}\n")
 
     _step(out, clock, None, "import last cycle's report as history: Mid-Autumn, two weeks in one")
-    result = service.import_reports([str(EXAMPLES / "report-2024-W38-W39.md")], team=team)
+    report = workdir / "report-2024-W38-W39.md"
+    report.write_text((EXAMPLES / "report-2024-W38-W39.md").read_text(encoding="utf-8"), encoding="utf-8")
+    result = service.import_reports([str(report)], team=team)
     out.write(f"  imported {', '.join(result.cycles)}: {result.sections} sections and its 下周工作及目标\n")
     out.write("  the team's cycles (`weekly-bot cycles`; merge_short_weeks: 3 merges a week of ≤ 3 workdays):\n")
     for c in service.cycles(team, "2024-W37", "2024-W43"):

@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.app import App
 from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
+from bot.platform import Context
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,18 @@ def make_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url.rstrip("/") + "/",
         retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
     )
+
+
+def check_credentials(settings: Settings) -> tuple[bool, str]:
+    """Ask Slack (auth.test) whether it accepts the bot token."""
+    mode = "Socket Mode" if settings.slack_app_token else "HTTP"
+    try:
+        who = make_client(settings).auth_test()
+    except SlackApiError as e:
+        return False, f"Slack: the bot token was refused ({e.response.get('error', 'error')})"
+    except (SlackClientError, OSError) as e:
+        return False, f"Slack: cannot reach {settings.slack_api_url} ({describe(e)})"
+    return True, f"Slack: token accepted for @{who.get('user')} in {who.get('team')} ({mode})"
 
 
 def describe(error: Exception) -> str:
@@ -180,7 +192,7 @@ class SlackDirectory(Directory):
     platform = PLATFORM
     name = "Slack"
 
-    def __init__(self, client: WebClient, app: App) -> None:
+    def __init__(self, client: WebClient, app: Context) -> None:
         super().__init__(app)
         self.client = client
         # before an ack there is no time to wait out a 429: one short try, no retries
@@ -213,7 +225,7 @@ class SlackSender:
         self._dm_channels: dict[str, str] = {}
 
     @classmethod
-    def from_app(cls, app: App) -> SlackSender:
+    def from_app(cls, app: Context) -> SlackSender:
         """A sender alone, for the scheduler (`clock`, `tick`): the Web API client without Bolt."""
         client = make_client(app.settings)
         return cls(client, SlackDirectory(client, app))
@@ -299,7 +311,7 @@ class SlackEdge(ChatEdge):
     def _describe(self, error: BaseException) -> str:
         return describe(error) if isinstance(error, Exception) else str(error)
 
-    def __init__(self, app: App, client: WebClient, *, signing_secret: str | None) -> None:
+    def __init__(self, app: Context, client: WebClient, *, signing_secret: str | None) -> None:
         self.app = app
         self.client = client
         self.chat = ChatBot(app.service)
@@ -441,7 +453,7 @@ def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:
         raise UserError(f"Slack: cannot reach the Web API at {client.base_url} ({describe(e)})") from None
 
 
-def build_slack(app: App, *, socket_mode: bool = False) -> SlackEdge:
+def build_slack(app: Context, *, socket_mode: bool = False) -> SlackEdge:
     """The Slack edge from the settings; a UserError naming what is missing."""
     s = app.settings
     needed = {"SLACK_BOT_TOKEN": s.slack_bot_token}

@@ -14,14 +14,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.app import App
 from bot.notify import Sender
+from bot.platform import Context
 from bot.tick import tick
 
 logger = logging.getLogger(__name__)
 
 
-def _run_tick(app: App, senders: Sequence[Sender]) -> None:
+def _run_tick(app: Context, senders: Sequence[Sender]) -> None:
     sent = tick(app.service, senders)
     for s in sent:
         logger.info("%s %s to %s via %s: %s", s.due.kind, s.due.cycle, s.due.member, s.platform,
@@ -32,7 +32,7 @@ def _on_error(event: JobExecutionEvent) -> None:
     logger.error("tick failed: %s", event.exception)
 
 
-def configure(scheduler: BaseScheduler, app: App, senders: Sequence[Sender]) -> None:
+def configure(scheduler: BaseScheduler, app: Context, senders: Sequence[Sender]) -> None:
     scheduler.add_job(
         _run_tick, CronTrigger(second=0), args=(app, list(senders)), id="tick", name="weekly-bot tick",
         # a tick missed by up to an hour (sleep, restart) still runs, once
@@ -41,7 +41,7 @@ def configure(scheduler: BaseScheduler, app: App, senders: Sequence[Sender]) -> 
     scheduler.add_listener(_on_error, EVENT_JOB_ERROR)
 
 
-def start_background_clock(app: App, senders: Sequence[Sender]) -> Callable[[], None]:
+def start_background_clock(app: Context, senders: Sequence[Sender]) -> Callable[[], None]:
     """Start ticking in a thread (for `serve` and `socket`); returns a function that stops it."""
     scheduler = BackgroundScheduler(timezone="UTC")
     configure(scheduler, app, senders)
@@ -50,7 +50,7 @@ def start_background_clock(app: App, senders: Sequence[Sender]) -> Callable[[], 
     return lambda: scheduler.shutdown(wait=False)
 
 
-def run_clock(app: App, senders: Sequence[Sender]) -> None:
+def run_clock(app: Context, senders: Sequence[Sender]) -> None:
     """Tick every minute in the foreground until interrupted (`weekly-bot clock`)."""
     scheduler = BlockingScheduler(timezone="UTC")
     configure(scheduler, app, senders)

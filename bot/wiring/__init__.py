@@ -1,4 +1,6 @@
-"""Wiring: settings + team file + database + summarizer → one WeeklyService, for every entry point."""
+"""The composition root: settings + team file + database + summarizer + platforms, built once for
+every entry point. Only this package (and bot/cli.py) builds concrete things from storage/ and
+handlers/; everything else receives them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings, TeamFile, load_settings, load_team_file
 from bot.model import Summary
-from bot.notify import Sender
+from bot.platform import Platform
 from bot.service import Clock, SummarizerLike, WeeklyService, utcnow
 from storage.db import ensure_schema, make_engine
 from storage.repo import Store
@@ -37,18 +39,11 @@ def build_app(
     return App(settings=settings, team_file=team_file, store=store, service=service)
 
 
-def build_senders(app: App) -> list[Sender]:
+def build_senders(app: App) -> list[Platform]:
     """The platforms the scheduler can reach members on, from the credentials that are set."""
-    senders: list[Sender] = []
-    if app.settings.slack_bot_token:
-        from handlers.slack import SlackSender
+    from handlers import registry
 
-        senders.append(SlackSender.from_app(app))
-    if app.settings.feishu_app_id and app.settings.feishu_app_secret:
-        from handlers.feishu import FeishuSender
-
-        senders.append(FeishuSender.from_app(app))
-    return senders
+    return [sender for plugin in registry.configured(app.settings) if (sender := plugin.sender(app)) is not None]
 
 
 class StoredSummaries:

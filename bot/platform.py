@@ -1,0 +1,104 @@
+"""The contract between the core and a chat platform (Slack, Feishu, the console, the next one).
+
+An edge turns what its platform delivers into one `Incoming` event and hands it to
+`ChatBot.handle`; the core answers with `Reply`s, which the edge renders for its platform. The
+scheduler and publishing reach people through `Platform.send` / `Platform.post`. A platform is
+registered once (`handlers/registry.py`): its plugin says whether its credentials are set and
+builds its sender, its HTTP routes and its long-lived connection from a `Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from bot.chat import Reply
+    from bot.config import Settings, TeamFile
+    from bot.service import WeeklyService
+
+EventKind = Literal["message", "edit", "delete", "command", "action", "form"]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a person did on a platform, as the core sees it.
+
+    `message`, `edit`, `delete`: a DM to the bot (`message_id` is the platform's id for it);
+    `command`: `/weekly <text>`; `action`: a button (`action`, `value`); `form`: a submitted form
+    (`action` names it, `fields` its inputs). `event_id` is the platform's delivery id, for dedupe.
+    """
+
+    platform: str
+    user_id: str
+    kind: EventKind
+    text: str = ""
+    message_id: str | None = None
+    event_id: str | None = None
+    action: str = ""
+    value: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+class Context(Protocol):
+    """What the composition root hands a platform: the settings, the team file and the use-cases."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def team_file(self) -> TeamFile: ...
+    @property
+    def service(self) -> WeeklyService: ...
+
+
+class Platform(Protocol):
+    """How the core reaches people on one platform."""
+
+    platform: str  # its registry name: "slack", "feishu"; also the team file's key for a member's id
+
+    def can_reach(self, member: str) -> bool:
+        """True when this platform knows the member (an id, or an email it can resolve)."""
+        ...
+
+    def send(self, member: str, reply: Reply) -> None:
+        """DM the member, or raise: a raise means 'not sent', and the caller tries again later."""
+        ...
+
+
+class WebEdge(Protocol):
+    """A platform served over HTTP: its routes (framework objects the web app mounts) and its sender."""
+
+    platform: str
+
+    @property
+    def sender(self) -> Platform: ...
+
+    def routes(self) -> Sequence[object]: ...
+
+
+class PlatformPlugin(Protocol):
+    """A platform as the registry knows it: whether it is configured, and how to build its parts."""
+
+    name: str
+
+    def configured(self, settings: Settings) -> bool:
+        """True when any of its credentials is set (then a missing one is an error, not 'off')."""
+        ...
+
+    def sender(self, ctx: Context) -> Platform | None:
+        """What the scheduler sends through; None when the credentials do not allow sending."""
+        ...
+
+    def web_edge(self, ctx: Context) -> WebEdge | None:
+        """Its HTTP routes for `serve`; None when it has none configured."""
+        ...
+
+    def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
+        """A long-lived connection for `socket` (Slack Socket Mode, Feishu's long connection): its sender and
+        a function that runs it until interrupted; None when not configured."""
+        ...
+
+    def check(self, settings: Settings) -> list[tuple[bool, str]]:
+        """`weekly-bot check`: (ok, line) about its credentials."""
+        ...
