@@ -378,10 +378,7 @@ class ChatBot:
         body = "\n".join(ln for ln in report.markdown.splitlines() if not ln.startswith("Created:"))
         digest = hashlib.sha256(body.encode()).hexdigest()[:24]
         key = f"publish:{report.team.key}:{report.cycle}:{channel}:{digest}"
-        now = self.service.now()
-        store = self.service.store
-        return store.claim_event(platform=platform, event_id=key, at=now) or store.renew_event(
-            platform=platform, event_id=key, before=now - timedelta(seconds=PUBLISH_WINDOW_S), at=now)
+        return self.service.claim_once(platform, key, window=timedelta(seconds=PUBLISH_WINDOW_S))
 
 
 def _parse_day(word: str, today: date) -> date | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from bot.config import Member, Section, Team, TeamFile
 from bot.cycles import CyclePlan, Timeline, monday_of, parse_span
+from bot.due import Due
 from bot.errors import UserError
 from bot.model import (
     Cycle,
@@ -27,9 +28,10 @@ from bot.model import (
     SummaryRequest,
 )
 from bot.parse import parse_report
+from bot.ports import Store
+from bot.records import Outgoing, StoredCycle, StoredUpdate
 from bot.render import render_report
 from bot.titles import norm_title, sections_named
-from storage.repo import Store, StoredCycle, StoredUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +244,39 @@ class WeeklyService:
     def release_event(self, platform: str, event_id: str) -> None:
         """Forget a claim whose work failed, so the platform's redelivery is handled."""
         self.store.release_event(platform=platform, event_id=event_id)
+
+    def forget_events(self, *, before: datetime) -> int:
+        """Forget deliveries older than any platform's redelivery."""
+        return self.store.prune_events(before=before)
+
+    def claim_once(self, platform: str, key: str, *, window: timedelta) -> bool:
+        """True for the first `key` (a publish, say), and again once `window` has passed since it was claimed."""
+        now = self.now()
+        return self.store.claim_event(platform=platform, event_id=key, at=now) or self.store.renew_event(
+            platform=platform, event_id=key, before=now - window, at=now)
+
+    # -- outgoing messages, exactly once -------------------------------------------------------
+    def answers(self, stored: StoredCycle) -> tuple[list[StoredUpdate], set[str]]:
+        """The cycle's answers and who skipped it."""
+        return self.store.updates(cycle_id=stored.id), self.store.skips(cycle_id=stored.id)
+
+    def outgoing(self, team_key: str, cycle_label: str) -> list[Outgoing]:
+        """The messages claimed for a team's cycle, sent or not."""
+        return self.store.outgoing(team_key=team_key, cycle_label=cycle_label)
+
+    def claim_message(self, due: Due, *, at: datetime) -> bool:
+        """Claim a message under its unique key before sending it; False if someone already did."""
+        return self.store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle,
+                                         member_key=due.member, kind=due.kind, offset_label=due.offset, at=at)
+
+    def reclaim_message(self, key: str, *, at: datetime, stale_before: datetime | None = None) -> bool:
+        """Take back a failed message (or, with `stale_before`, a claim whose sender died) for another try."""
+        if stale_before is None:
+            return self.store.reclaim_failed(key=key, at=at)
+        return self.store.reclaim_stale(key=key, before=stale_before, at=at)
+
+    def finish_message(self, key: str, *, ok: bool, at: datetime, error: str | None = None) -> None:
+        self.store.finish_outgoing(key=key, ok=ok, at=at, error=error)
 
     def update_for_message(self, platform: str, message_id: str) -> StoredUpdate | None:
         """The answer stored for a platform message, if any."""

@@ -18,8 +18,8 @@ from bot.due import Due, answered_sections, due_at
 from bot.i18n import period, t
 from bot.model import Cycle
 from bot.notify import Sender, deliver, pick_sender
+from bot.records import Outgoing
 from bot.service import WeeklyService
-from storage.repo import Outgoing
 
 logger = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(minutes=15)
@@ -39,7 +39,7 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     """Do everything due at `at` (default: now) once; returns what was attempted."""
     at = at or service.now()
     service.sync()
-    service.store.prune_events(before=service.now() - EVENT_MEMORY)
+    service.forget_events(before=service.now() - EVENT_MEMORY)
     out: list[Sent] = []
     for team in service.team_file.teams:
         try:
@@ -66,14 +66,14 @@ def _plan(service: WeeklyService, team: Team, at: datetime) -> _Plan | None:
     stored = service.stored_cycle(team, cycle, at=at)
     if stored is None or stored.imported:
         return None
-    updates = service.store.updates(cycle_id=stored.id)
+    updates, skips = service.answers(stored)
     answered = answered_sections([(u.member_key, u.section_key) for u in updates])
-    skipped = frozenset(service.store.skips(cycle_id=stored.id))
+    skipped = frozenset(skips)
     away = service.away_on(team, cycle)
     dues = due_at(team, cycle, at, answered=answered, skipped=skipped, away=away)
     if not dues:
         return None
-    existing = {o.key: o for o in service.store.outgoing(team_key=team.key, cycle_label=cycle.label)}
+    existing = {o.key: o for o in service.outgoing(team.key, cycle.label)}
     return _Plan(cycle, dues, existing, skipped | away)
 
 
@@ -98,9 +98,8 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
     for due in dues:
         if due.kind == "reminder" and due.member in prompted_now:
             # the prompt going out now says the deadline: a reminder on top would be a burst
-            service.store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle, member_key=due.member,
-                                         kind=due.kind, offset_label=due.offset, at=at)
-            service.store.finish_outgoing(key=due.key, ok=True, at=at, error="superseded by the prompt")
+            if service.claim_message(due, at=at):
+                service.finish_message(due.key, ok=True, at=at, error="superseded by the prompt")
             continue
         sender = pick_sender(senders, due.member)
         if sender is None:
@@ -113,25 +112,22 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
             platform = deliver(senders, due.member, Reply(text, key=due.key))
         except Exception as e:  # every platform failed: keep it due, try again next tick
             logger.warning("sending %s to %s failed: %s", due.kind, due.member, e)
-            service.store.finish_outgoing(key=due.key, ok=False, at=at, error=str(e)[:500])
+            service.finish_message(due.key, ok=False, at=at, error=str(e)[:500])
             out.append(Sent(due, sender.platform, False, text, str(e)))
             continue
-        service.store.finish_outgoing(key=due.key, ok=True, at=at)
+        service.finish_message(due.key, ok=True, at=at)
         out.append(Sent(due, platform, True, text))
     return out
 
 
 def _claim(service: WeeklyService, due: Due, existing: Outgoing | None, at: datetime) -> bool:
     """Win the right to send `due`: a fresh claim, a failed one to retry, or a stale one whose sender died."""
-    store = service.store
     if existing is None:
-        return store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle, member_key=due.member,
-                                    kind=due.kind, offset_label=due.offset, at=at)
-    status = existing.status
-    if status == "failed":
-        return store.reclaim_failed(key=due.key, at=at)
-    if status == "claimed":
-        return store.reclaim_stale(key=due.key, before=at - STALE_CLAIM, at=at)
+        return service.claim_message(due, at=at)
+    if existing.status == "failed":
+        return service.reclaim_message(due.key, at=at)
+    if existing.status == "claimed":
+        return service.reclaim_message(due.key, at=at, stale_before=at - STALE_CLAIM)
     return False
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.model import Summary, SummaryItem
+from bot.records import Outgoing, StoredCycle, StoredRevision, StoredSection, StoredUpdate
 from storage.models import (
     AwayRow,
     CycleRow,
@@ -29,61 +30,6 @@ from storage.models import (
     TeamRow,
     UpdateRow,
 )
-
-
-@dataclass(frozen=True)
-class StoredUpdate:
-    id: int
-    cycle_id: int
-    section_key: str | None
-    member_key: str
-    platform: str
-    message_id: str | None
-    text: str
-    deleted: bool
-    late: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredRevision:
-    number: int
-    action: str
-    text: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StoredSection:
-    key: str
-    title: str
-    style: str
-    extra: bool
-
-
-@dataclass(frozen=True)
-class StoredCycle:
-    id: int
-    team_key: str
-    label: str
-    opens_at: datetime | None
-    deadline: datetime | None
-    imported: bool
-    created_text: str | None = None
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    key: str
-    team_key: str
-    cycle_label: str
-    member_key: str
-    kind: str
-    offset_label: str
-    status: str
-    attempts: int
-    last_error: str | None
 
 
 def _update(row: UpdateRow) -> StoredUpdate:

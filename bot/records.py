@@ -1,0 +1,61 @@
+"""What the store hands back: plain frozen values, no ORM objects (the domain never sees SQLAlchemy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    id: int
+    cycle_id: int
+    section_key: str | None
+    member_key: str
+    platform: str
+    message_id: str | None
+    text: str
+    deleted: bool
+    late: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredRevision:
+    number: int
+    action: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSection:
+    key: str
+    title: str
+    style: str
+    extra: bool
+
+
+@dataclass(frozen=True)
+class StoredCycle:
+    id: int
+    team_key: str
+    label: str
+    opens_at: datetime | None
+    deadline: datetime | None
+    imported: bool
+    created_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    key: str
+    team_key: str
+    cycle_label: str
+    member_key: str
+    kind: str
+    offset_label: str
+    status: str
+    attempts: int
+    last_error: str | None
