@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from bot.config import Team
 from bot.errors import UserError
 from bot.i18n import MESSAGES, Lang, t
+from bot.platform import Incoming
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 
 logger = logging.getLogger(__name__)
@@ -23,13 +24,23 @@ PUBLISH_WINDOW_S = 120  # the same report pressed again within this is a double 
 CHAT_PREVIEW_CHARS = 3000
 
 
+_COMMAND = re.compile(r"^\s*[/／]([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
+
+
 def command_text(text: str) -> str | None:
-    """The words after `/weekly` when a message is written as a command, else None."""
-    stripped = text.strip()
-    if not stripped.startswith(("/weekly", "／weekly")):
+    """The one rule for what is a command, on every platform: a message starting with `/word`.
+
+    `/weekly status 2024-W40` gives "status 2024-W40"; `/status 2024-W40` gives the same (the
+    `/weekly` may be left out in a DM); any other `/word` gives "word …", which the command handler
+    answers with help. None for a message that is not a command: an update to store.
+    """
+    m = _COMMAND.match(text or "")
+    if not m:
         return None
-    parts = stripped.split(None, 1)
-    return parts[1] if len(parts) > 1 else ""
+    name, rest = m.group(1), (m.group(2) or "").strip()
+    if name.lower() == "weekly":
+        return rest
+    return f"{name} {rest}".strip()
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,24 @@ class ChatBot:
 
             return t(lang, "too_long", n="> " + str(MAX_MESSAGE_CHARS), limit=MAX_MESSAGE_CHARS)
         return t(lang, key) if key in MESSAGES else key
+
+    # -- one door for every platform ---------------------------------------------------------
+    def handle(self, event: Incoming, *, strict: bool = False) -> Outcome:
+        """What a person did on a platform, whichever: a DM (new, edited, deleted), a command, a button, a
+        form. With `strict`, a failure to store raises (the edge has the platform deliver it again)."""
+        platform, user = event.platform, event.user_id
+        if event.kind == "delete":
+            return Outcome(self.on_delete(platform, user, event.message_id or "", strict=strict))
+        if event.kind == "edit":
+            return Outcome(self.on_edit(platform, user, event.message_id or "", event.text, strict=strict))
+        if event.kind == "command":
+            return self.on_command(platform, user, event.text)
+        if event.kind in ("action", "form"):
+            return self.on_action(platform, user, event.action, event.value, dict(event.fields))
+        words = command_text(event.text)
+        if words is not None:  # typed as a message: slow work still waits for the platform's answer
+            return self.on_command(platform, user, words)
+        return Outcome(self.on_message(platform, user, event.text, event.message_id, strict=strict))
 
     # -- messages ----------------------------------------------------------------------------
     def on_message(self, platform: str, user_id: str, text: str, message_id: str | None, *,
@@ -337,7 +366,8 @@ class ChatBot:
         return [Reply(text)]
 
     # -- buttons -----------------------------------------------------------------------------
-    def on_action(self, platform: str, user_id: str, action: str, value: str) -> Outcome:
+    def on_action(self, platform: str, user_id: str, action: str, value: str,
+                  fields: dict[str, str] | None = None) -> Outcome:
         member = self.member(platform, user_id)
         lang = self.lang(member)
         if member is None:

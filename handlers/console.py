@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Iterable
 from typing import TextIO
 
-from bot.chat import Button, ChatBot, Reply
+from bot.chat import Button, ChatBot, Outcome, Reply, command_text
+from bot.platform import EventKind, Incoming
 
 
 class ConsoleChat:
@@ -63,7 +64,8 @@ class ConsoleChat:
         if stripped.isdigit() and self._buttons and 1 <= int(stripped) <= len(self._buttons):
             button = self._buttons[int(stripped) - 1]
             self._buttons = []
-            self._run(self.bot.on_action(self.platform, self.member, button.action, button.value))
+            self._run(self.bot.handle(Incoming(self.platform, self.member, "action", action=button.action,
+                                               value=button.value)))
             return
         if stripped.startswith("/as "):
             key = stripped[4:].strip()
@@ -76,19 +78,15 @@ class ConsoleChat:
         if stripped.startswith("/edit ") or stripped.startswith("/delete "):
             self._edit(stripped)
             return
-        if stripped.startswith("/weekly"):
-            rest = stripped[len("/weekly"):].strip()
-            self._run(self.bot.on_command(self.platform, self.member, rest))
+        if command_text(text) is not None:  # the same rule as every platform: commands are never stored
+            self._run(self.bot.handle(Incoming(self.platform, self.member, "command", command_text(text) or "")))
             return
         self._counter += 1
         message_id = f"console-{self._session}-{self._counter}"
         self._mine.setdefault(self.member, []).append(message_id)
-        self.show(self.bot.on_message(self.platform, self.member, text, message_id))
+        self._run(self.bot.handle(Incoming(self.platform, self.member, "message", text, message_id=message_id)))
 
-    def _run(self, outcome: object) -> None:
-        from bot.chat import Outcome
-
-        assert isinstance(outcome, Outcome)
+    def _run(self, outcome: Outcome) -> None:
         self.show(outcome.replies)
         if outcome.later:
             self.show(outcome.later())
@@ -104,7 +102,5 @@ class ConsoleChat:
                 self.out.write(f"  (you have sent no message to {cmd[1:]} yet)\n")
             return
         message_id = mine[int(number) - 1]
-        if cmd == "/edit":
-            self.show(self.bot.on_edit(self.platform, self.member, message_id, text))
-        else:
-            self.show(self.bot.on_delete(self.platform, self.member, message_id))
+        kind: EventKind = "edit" if cmd == "/edit" else "delete"
+        self._run(self.bot.handle(Incoming(self.platform, self.member, kind, text, message_id=message_id)))

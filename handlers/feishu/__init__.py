@@ -48,7 +48,7 @@ from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from bot.platform import Context
+from bot.platform import Context, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
@@ -367,7 +367,7 @@ def resolve_mentions(text: str, mentions: list[Any] | None, bot_open_id: str | N
 
 
 @dataclass(frozen=True)
-class Incoming:
+class FeishuMessage:
     """A person's message for the bot: an update in the DM, or a command (DM, or a group mentioning it)."""
 
     kind: Literal["message", "command"]
@@ -378,7 +378,7 @@ class Incoming:
     group: bool = False
 
 
-def classify(event: Any, bot_open_id: Callable[[], str | None]) -> Incoming | None:
+def classify(event: Any, bot_open_id: Callable[[], str | None]) -> FeishuMessage | None:
     """What an im.message.receive_v1 event means here, or None: an app's message, or group chatter."""
     sender, message = getattr(event, "sender", None), getattr(event, "message", None)
     if sender is None or message is None or getattr(sender, "sender_type", None) != "user":
@@ -394,15 +394,15 @@ def classify(event: Any, bot_open_id: Callable[[], str | None]) -> Incoming | No
         text, _ = resolve_mentions(raw, message.mentions, (bot_open_id() or "") if message.mentions else "")
         words = command_text(text)
         if words is not None:
-            return Incoming("command", open_id, chat_id, message_id, words)
-        return Incoming("message", open_id, chat_id, message_id, text)
+            return FeishuMessage("command", open_id, chat_id, message_id, words)
+        return FeishuMessage("message", open_id, chat_id, message_id, text)
     if not message.mentions:
         return None
     text, mentioned = resolve_mentions(raw, message.mentions, bot_open_id())
     if not mentioned:
         return None
     words = command_text(text)
-    return Incoming("command", open_id, chat_id, message_id, text if words is None else words, group=True)
+    return FeishuMessage("command", open_id, chat_id, message_id, text if words is None else words, group=True)
 
 
 # -- what goes out ---------------------------------------------------------------------------
@@ -597,12 +597,10 @@ class FeishuEdge(ChatEdge):
         chat_id = incoming.chat_id
         self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 
-    def _incoming(self, incoming: Incoming) -> Outcome:
+    def _incoming(self, incoming: FeishuMessage) -> Outcome:
         self.directory.recognise(incoming.open_id)
-        if incoming.kind == "command":
-            return self.chat.on_command(PLATFORM, incoming.open_id, incoming.text)
-        return Outcome(self.chat.on_message(PLATFORM, incoming.open_id, incoming.text, incoming.message_id,
-                                            strict=True))
+        return self.chat.handle(Incoming(PLATFORM, incoming.open_id, incoming.kind, incoming.text,
+                                         message_id=incoming.message_id), strict=True)
 
     def _on_recall(self, data: Any) -> None:
         """A recalled (撤回) message is a deleted one: its update is removed."""
@@ -616,7 +614,7 @@ class FeishuEdge(ChatEdge):
         open_id = self.directory.known_ids().get(stored.member_key) if stored else None
         if stored is None or open_id is None:
             return Outcome()
-        return Outcome(self.chat.on_delete(PLATFORM, open_id, message_id, strict=True))
+        return self.chat.handle(Incoming(PLATFORM, open_id, "delete", message_id=message_id), strict=True)
 
     # -- card buttons --------------------------------------------------------------------------
     def _on_card_action(self, data: Any) -> Any:
@@ -637,7 +635,7 @@ class FeishuEdge(ChatEdge):
 
         def run() -> Outcome:
             self.directory.recognise(open_id)
-            return self.chat.on_action(PLATFORM, open_id, action, arg)
+            return self.chat.handle(Incoming(PLATFORM, open_id, "action", action=action, value=arg))
 
         if action in SLOW_ACTIONS:
             self._later(lambda: self._deliver(self._safely(run), here))

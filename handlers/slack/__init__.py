@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.chat import ChatBot, Outcome, Reply, command_text
+from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import UserError
 from bot.notify import SendError
-from bot.platform import Context
+from bot.platform import Context, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
 
 logger = logging.getLogger(__name__)
@@ -349,15 +349,8 @@ class SlackEdge(ChatEdge):
 
     def _direct_message(self, dm: DirectMessage) -> Outcome:
         self.directory.recognise(dm.user)
-        if dm.kind == "delete":
-            return Outcome(self.chat.on_delete(PLATFORM, dm.user, dm.message_id, strict=True))
-        text = from_slack(dm.text, self.directory.name_of)
-        if dm.kind == "edit":
-            return Outcome(self.chat.on_edit(PLATFORM, dm.user, dm.message_id, text, strict=True))
-        words = command_text(text)
-        if words is not None:  # `／weekly …` typed as a message: slow work still waits for the ack
-            return self.chat.on_command(PLATFORM, dm.user, words)
-        return Outcome(self.chat.on_message(PLATFORM, dm.user, text, dm.message_id, strict=True))
+        text = from_slack(dm.text, self.directory.name_of) if dm.kind != "delete" else ""
+        return self.chat.handle(Incoming(PLATFORM, dm.user, dm.kind, text, message_id=dm.message_id), strict=True)
 
     def _after_message(self, context: BoltContext) -> None:
         """After the ack: the replies, in the DM the message came from."""
@@ -373,7 +366,8 @@ class SlackEdge(ChatEdge):
 
         def run() -> Outcome:
             self.directory.recognise(user)
-            return self.chat.on_command(PLATFORM, user, from_slack(command.get("text") or "", self.directory.name_of))
+            text = from_slack(command.get("text") or "", self.directory.name_of)
+            return self.chat.handle(Incoming(PLATFORM, user, "command", text))
 
         outcome = self._safely(run)
         now = [r for r in outcome.replies if not (r.to or r.channel or r.file)]
@@ -401,7 +395,7 @@ class SlackEdge(ChatEdge):
         pressed = (body.get("actions") or [{}])[0]
         action = action_of(str(pressed.get("action_id") or ""))
         value = str(pressed.get("value") or "")
-        outcome = self._safely(lambda: self.chat.on_action(PLATFORM, user, action, value))
+        outcome = self._safely(lambda: self.chat.handle(Incoming(PLATFORM, user, "action", action=action, value=value)))
         replace = action == "assign"  # the question with the buttons becomes the confirmation
         self._deliver(outcome,
                       lambda r: self._respond(respond, user, r, replace=replace))
