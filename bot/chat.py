@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from bot.config import Team
 from bot.errors import UserError
-from bot.i18n import MESSAGES, Lang, t
+from bot.i18n import Lang, t
 from bot.platform import Incoming
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 
@@ -100,13 +100,7 @@ class ChatBot:
             return [Reply(t(self.lang(member), "error"))]
 
     def _user_error(self, member: str | None, e: UserError) -> str:
-        key = str(e)
-        lang = self.lang(member)
-        if key == "too_long":
-            from bot.service import MAX_MESSAGE_CHARS
-
-            return t(lang, "too_long", n="> " + str(MAX_MESSAGE_CHARS), limit=MAX_MESSAGE_CHARS)
-        return t(lang, key) if key in MESSAGES else key
+        return e.render(self.lang(member))
 
     # -- one door for every platform ---------------------------------------------------------
     def handle(self, event: Incoming, *, strict: bool = False) -> Outcome:
@@ -250,7 +244,7 @@ class ChatBot:
             elif re.fullmatch(r"\d{4}-[Ww]\d{2}(&(\d{4}-)?[Ww]\d{2})?", word):
                 label = word
             else:
-                raise UserError(t(self.lang(member), "bad_arg", word=word))
+                raise UserError("bad_arg", word=word)
         if team is None:
             led = [x for x in teams if member in x.leads]
             team = led[0] if led else teams[0]
@@ -350,11 +344,11 @@ class ChatBot:
                 text += t(lang, "away_file_kept", days="；".join(_days(a, b) for a, b in kept))
             return [Reply(text)]
         if len(args) > 2:
-            raise UserError(t(lang, "away_usage"))
+            raise UserError("away_usage")
         first = _parse_day(args[0], today)
         last = _parse_day(args[1], today) if len(args) == 2 else first
         if first is None or last is None:
-            raise UserError(t(lang, "away_usage"))
+            raise UserError("away_usage")
         wrapped = last.replace(year=last.year + 1) if last < first and len(args[1]) <= 5 else last
         if (wrapped - first).days < 62:  # `away 12-30 01-03`: over the new year
             last = wrapped
@@ -377,7 +371,7 @@ class ChatBot:
 
             def assign() -> list[Reply]:
                 if not update_id.isdigit():
-                    raise UserError("That button is out of date.")
+                    raise UserError("button_stale")
                 return [self._confirm(lang, self.service.assign(member, int(update_id), section_key))]
 
             return Outcome(self._guard(member, assign))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from bot.errors import UserError
+from bot.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from bot.platform import Platform as Sender
@@ -141,7 +141,7 @@ def _emit(text: str, output: str | None) -> None:
         try:
             Path(output).write_text(text, encoding="utf-8")
         except OSError as e:
-            raise UserError(f"{output}: cannot write ({e.strerror})") from None
+            raise ConfigError(f"{output}: cannot write ({e.strerror})") from None
         print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -239,7 +239,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     try:
         before, after = upgrade(engine)
     except Exception as e:
-        raise UserError(f"database {safe_url(engine)}: upgrade failed: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"database {safe_url(engine)}: upgrade failed: {str(e).splitlines()[0]}") from None
     print(f"database {safe_url(engine)}: {before or 'empty'} → {after}")
     return 0
 
@@ -252,7 +252,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     members = app.team_file.members
     member = args.member or next((lead for t in app.team_file.teams for lead in t.leads), next(iter(members)))
     if member not in members:
-        raise UserError(f"no member {member!r} in the team file (members: {', '.join(members)})")
+        raise ConfigError(f"no member {member!r} in the team file (members: {', '.join(members)})")
     chat = ConsoleChat(ChatBot(app.service), sys.stdout, member)
     print(f"Talking to weekly-bot as {members[member].name} ({member}). /weekly help for commands, "
           "/as KEY to switch, Ctrl-D to quit.")
@@ -270,7 +270,7 @@ def _senders(app):  # type: ignore[no-untyped-def]
 
     senders = build_senders(app)
     if not senders:
-        raise UserError(f"{NO_PLATFORM}: nothing could be delivered")
+        raise ConfigError(f"{NO_PLATFORM}: nothing could be delivered")
     return senders
 
 
@@ -283,7 +283,7 @@ def _instant(text: str | None, tz_name: str):  # type: ignore[no-untyped-def]
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise UserError(f"--at {text!r} is not an ISO-8601 time (like 2024-10-14T10:00+08:00)") from None
+        raise ConfigError(f"--at {text!r} is not an ISO-8601 time (like 2024-10-14T10:00+08:00)") from None
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz_name))
 
 
@@ -299,7 +299,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
         if not due:
             print("nothing due")
             return 0
-        raise UserError(f"{len(due)} message(s) due but {NO_PLATFORM}")
+        raise ConfigError(f"{len(due)} message(s) due but {NO_PLATFORM}")
     sent = tick(app.service, senders, when)
     for s in sent:
         state = "sent" if s.ok else f"FAILED ({s.error}); will retry"
@@ -376,7 +376,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     connections = [(plugin.name, conn) for plugin in registry.configured(app.settings)
                    if (conn := plugin.connection(app)) is not None]
     if not connections:
-        raise UserError("socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+        raise ConfigError("socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
                         "(Slack Socket Mode), or FEISHU_APP_ID and FEISHU_APP_SECRET (the Feishu long connection)")
     stop = _start_clock(app, [sender for _, (sender, _run) in connections], enabled=not args.no_scheduler)
     try:

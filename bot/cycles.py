@@ -17,13 +17,14 @@ Labels name a cycle's first and last week: `2024-W40`, `2024-W38&W39`, `2024-W52
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.config import Schedule, Team, TeamFile, parse_cycle_label, parse_week_label
+from bot.config import MAX_CYCLE_WEEKS, Schedule, Team, TeamFile, parse_cycle_label, parse_week_label
 from bot.errors import UserError
 from bot.holidays import Calendar
 from bot.model import Cycle
@@ -32,6 +33,7 @@ MIN_YEAR, MAX_YEAR = 1990, 2200  # time zones and calendars past these are guess
 WEEK = timedelta(weeks=1)
 _LOOKBACK = 12  # weeks searched back for the newest opened cycle before looking further
 _MAX_CHAIN = 104  # weeks walked back to find where a run of merged weeks begins
+_LABEL = re.compile(r"^(\d{4})-W(\d{2})(?:&(?:(\d{4})-)?W(\d{2}))?$")
 
 
 def week_label(d: date) -> str:
@@ -87,13 +89,29 @@ class Span:
 
 def parse_span(label: str) -> Span:
     """The weeks a label names; a UserError says why a label is not one."""
+    text = str(label).strip().upper()
+    m = _LABEL.fullmatch(text)
+    if not m:
+        raise UserError("label_malformed", label=label)
+    weeks = [(int(m.group(1)), int(m.group(2)))]
+    if m.group(4):
+        weeks.append((int(m.group(3) or m.group(1)), int(m.group(4))))
+    for year, week in weeks:
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise UserError("label_year", label=text, lo=MIN_YEAR, hi=MAX_YEAR)
+        try:
+            date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise UserError("label_no_week", label=label, year=year, week=week) from None
     try:
-        first, weeks = parse_cycle_label(label)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if not MIN_YEAR <= first.year <= MAX_YEAR:
-        raise UserError(f"{label.strip().upper()}: a cycle must lie between {MIN_YEAR} and {MAX_YEAR}")
-    return Span(first, weeks)
+        first, n = parse_cycle_label(text)
+    except ValueError:
+        last = date.fromisocalendar(*weeks[-1], 1)
+        first = date.fromisocalendar(*weeks[0], 1)
+        if last <= first:
+            raise UserError("label_order", label=label) from None
+        raise UserError("label_too_long", label=label, n=MAX_CYCLE_WEEKS) from None
+    return Span(first, n)
 
 
 class CycleRecord(Protocol):
@@ -134,13 +152,13 @@ class CyclePlan:
         """The plan of `team`, in its time zone."""
         return cls(team.schedule, team_file.tz(team))
 
-    def describe(self) -> str:
-        """The kind of cycles, for error messages."""
+    def not_a_cycle(self, label: str, week: str, holder: str) -> UserError:
+        """The error for a label the plan does not cut, naming the cycle holding its week."""
         s = self.schedule
         if s.weeks > 1:
-            return f"{s.weeks}-week cycles from {s.start}"
-        merged = s.merge_short_weeks or s.merge
-        return "weekly cycles, short weeks merged" if merged else "weekly cycles"
+            return UserError("label_not_cycle_n", label=label, n=s.weeks, start=s.start, week=week, holder=holder)
+        kind = "label_not_cycle_merged" if s.merge_short_weeks or s.merge else "label_not_cycle_weekly"
+        return UserError(kind, label=label, week=week, holder=holder)
 
     # -- how weeks are cut -----------------------------------------------------------------
     def workdays(self, monday: date) -> int:
@@ -363,6 +381,8 @@ class Timeline:
         """The first cycle opening after `instant`."""
         moment = _utc(_aware(instant))
         week = monday_of(moment.astimezone(self.tz).date())
+        if self.plan.start is not None and self.plan.start > week:
+            week = self.plan.start  # nothing opens before the first cycle
         for cycle in self.between(week - timedelta(weeks=_LOOKBACK), week + timedelta(weeks=110)):
             if _utc(cycle.opens_at) > moment:
                 return cycle
@@ -382,17 +402,12 @@ class Timeline:
                     return cycle
         if near:
             holder = near[0]
-            return _raise(f"{text} is not a cycle of this team ({self.plan.describe()}); "
-                          f"{week_label(max(span.first, holder.first_monday))} is in cycle {holder.label}")
+            raise self.plan.not_a_cycle(text, week_label(max(span.first, holder.first_monday)), holder.label)
         start = self.plan.start
         if start is not None and span.first < start:
             first = next(iter(self.between(start, start)), None)
-            return _raise(f"{text} is before this team's first cycle, {first.label if first else start}")
-        return _raise(f"{text} is skipped: it has no workday (holidays), so no report is due")
-
-
-def _raise(message: str) -> Cycle:
-    raise UserError(message)
+            raise UserError("label_before_first", label=text, first=first.label if first else start)
+        raise UserError("label_skipped", label=text)
 
 
 def _aware(dt: datetime) -> datetime:

@@ -25,7 +25,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "no_cycle": {
         "zh": "{team} 还没有开始的周期（第一期在 {opens} 开始）。",
-        "en": "{team} has no open cycle yet (the first opens {opens}).",
+        "en": "{team}: no cycle has opened yet (the first opens {opens})",
     },
     "recorded": {
         "zh": "已记录到【{section}】（{cycle}）：{preview}",
@@ -101,6 +101,85 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "away_order": {"zh": "请假的结束日期早于开始日期。", "en": "The last day away is before the first."},
     "away_too_long": {"zh": "一次最多登记一年的请假。", "en": "Set at most a year away at once."},
+    # -- cycle labels (spec §3) ------------------------------------------------------------------
+    "label_malformed": {
+        "zh": "“{label}”不是周期的写法（应如 2024-W40 或 2024-W38&W39）。",
+        "en": "'{label}' is not a cycle label (like 2024-W40 or 2024-W38&W39)",
+    },
+    "label_no_week": {"zh": "{label}：{year} 年没有第 {week} 周。", "en": "'{label}': {year} has no week {week}"},
+    "label_order": {"zh": "{label}：最后一周早于第一周。", "en": "'{label}': its last week is not after its first"},
+    "label_too_long": {"zh": "{label}：一个周期最多 {n} 周。", "en": "'{label}': a cycle spans at most {n} weeks"},
+    "label_year": {"zh": "{label}：周期须在 {lo} 到 {hi} 年之间。", "en": "{label}: a cycle must lie between {lo} and {hi}"},
+    "label_not_cycle_weekly": {
+        "zh": "{label} 不是这个团队的周期（每周一期）；{week} 属于周期 {holder}。",
+        "en": "{label} is not a cycle of this team (weekly cycles); {week} is in cycle {holder}",
+    },
+    "label_not_cycle_merged": {
+        "zh": "{label} 不是这个团队的周期（每周一期，短周合并）；{week} 属于周期 {holder}。",
+        "en": "{label} is not a cycle of this team (weekly cycles, short weeks merged); {week} is in cycle {holder}",
+    },
+    "label_not_cycle_n": {
+        "zh": "{label} 不是这个团队的周期（从 {start} 起每 {n} 周一期）；{week} 属于周期 {holder}。",
+        "en": "{label} is not a cycle of this team ({n}-week cycles from {start}); {week} is in cycle {holder}",
+    },
+    "label_before_first": {
+        "zh": "{label} 早于这个团队的第一期 {first}。",
+        "en": "{label} is before this team's first cycle, {first}",
+    },
+    "label_skipped": {
+        "zh": "{label} 整周放假，没有工作日，不需要周报。",
+        "en": "{label} is skipped: it has no workday (holidays), so no report is due",
+    },
+    "not_opened": {"zh": "{label} 还没有开始。", "en": "{label} has not opened yet"},
+    "cycles_order": {"zh": "--to {hi} 早于 --from {lo}。", "en": "--to {hi} is before --from {lo}"},
+    "cycles_too_many": {"zh": "一次最多列出二十年的周期。", "en": "ask for at most twenty years of cycles at once"},
+    # -- answers ----------------------------------------------------------------------------------
+    "unknown_section": {"zh": "没有“{key}”这个部分。", "en": "unknown section {key!r}"},
+    "not_yours": {"zh": "这条内容不是你的，或者已经不存在了。", "en": "That update is not yours or no longer exists."},
+    "button_stale": {"zh": "这个按钮已经过期了。", "en": "That button is out of date."},
+    # -- import -----------------------------------------------------------------------------------
+    "in_file": {"zh": "{path}：{error}", "en": "{path}: {error}"},
+    "import_one_file": {
+        "zh": "--cycle 只能对应一份周报：导入多个文件时请不要加 --cycle。",
+        "en": "--cycle names the cycle of one report: import several files without it",
+    },
+    "import_no_cycle": {
+        "zh": "{path}：标题里没有周期（如“# 2024-W40”），请加 --cycle。",
+        "en": "{path}: no cycle in its title (like '# 2024-W40'): pass --cycle",
+    },
+    "import_same_cycle": {
+        "zh": "{path}：{label} 也是 {other} 的周期，每个周期只导入一份周报。",
+        "en": "{path}: {label} is also the cycle of {other}: import one report per cycle",
+    },
+    "import_overlap_stored": {
+        "zh": "{path}：{label} 与已保存的周期 {other} 有重叠的周：请以 {other} 导入（--cycle {other}）或不导入它。",
+        "en": "{path}: {label} shares a week with cycle {other}, already stored: "
+              "import it as {other} (--cycle {other}) or leave it out",
+    },
+    "import_overlap_here": {
+        "zh": "{path}：{label} 与本次导入的周期 {other} 有重叠的周：请以 {other} 导入（--cycle {other}）或不导入它。",
+        "en": "{path}: {label} shares a week with cycle {other}, already in this import: "
+              "import it as {other} (--cycle {other}) or leave it out",
+    },
+    "file_missing": {"zh": "{path}：文件不存在。", "en": "{path}: no such file"},
+    "file_is_dir": {"zh": "{path}：这是目录，不是周报文件。", "en": "{path}: is a directory, not a report file"},
+    "file_unreadable": {"zh": "{path}：无法读取（{why}）。", "en": "{path}: cannot read ({why})"},
+    "file_empty": {"zh": "{path}：文件是空的。", "en": "{path}: the file is empty"},
+    "file_binary": {"zh": "{path}：这是二进制文件，不是 Markdown 周报。", "en": "{path}: a binary file, not a Markdown report"},
+    "file_not_utf8": {
+        "zh": "{path}：不是 UTF-8 文本（请把周报存为 UTF-8 的 Markdown）。",
+        "en": "{path}: not UTF-8 text (save the report as UTF-8 Markdown)",
+    },
+    "report_empty": {"zh": "周报是空的。", "en": "The report is empty."},
+    "report_no_sections": {
+        "zh": "没有找到周报的部分：应为“- 【标题】”或“## 【标题】”开头的段落。",
+        "en": "No report section found: expected '- 【title】' or '## 【title】' blocks.",
+    },
+    "demo_data_missing": {
+        "zh": "找不到演示数据（bot/demo_data）：请重新安装 weekly-bot。",
+        "en": "the demo's data (bot/demo_data) is missing: reinstall weekly-bot",
+    },
+    "config": {"zh": "{message}", "en": "{message}"},
     "error": {
         "zh": "抱歉，处理时出错了，已记录日志。请稍后再试。",
         "en": "Sorry, something went wrong; it has been logged. Please try again shortly.",
@@ -172,6 +251,6 @@ def period(lang: Lang, weeks: int) -> str:
     return t(lang, "period_n", n=weeks)
 
 
-def t(lang: Lang, key: str, **kwargs: object) -> str:
+def t(lang: Lang, key: str, /, **kwargs: object) -> str:
     """The message `key` in `lang`, formatted."""
     return MESSAGES[key][lang].format(**kwargs)

@@ -228,11 +228,11 @@ def _summary_items(lines: list[str]) -> list[SummaryItem]:
 def parse_report(text: str) -> ParsedReport:
     """Parse a report's Markdown; raise `UserError` when it holds no report at all."""
     if not text.strip():
-        raise UserError("The report is empty.")
+        raise UserError("report_empty")
     lines = _dedent([line.rstrip() for line in split_lines(text.removeprefix("\ufeff"))])
     state = _walk(lines)
     if not state.blocks:
-        raise UserError("No report section found: expected '- 【title】' or '## 【title】' blocks.")
+        raise UserError("report_no_sections")
     sections = tuple(_section(b) for b in state.blocks if b.kind == "section")
     closing: dict[Closing, list[SummaryItem]] = {"reflections": [], "next_week": []}
     for block in state.blocks:

@@ -312,7 +312,7 @@ class WeeklyService:
         if cycle is None:
             upcoming = timeline.next_after(at)
             opens = upcoming.opens_at.strftime("%Y-%m-%d %H:%M") if upcoming else "?"
-            raise UserError(f"{team.key}: no cycle has opened yet (the first opens {opens})")
+            raise UserError("no_cycle", team=team.title, opens=opens)
         return cycle
 
     def resolve_cycle(self, team: Team, label: str | None) -> Cycle:
@@ -327,9 +327,9 @@ class WeeklyService:
         first = parse_span(lo).first if lo else min([*stored, monday_of(today) - timedelta(weeks=4)])
         last = parse_span(hi).last if hi else monday_of(today) + timedelta(weeks=8)
         if last < first:
-            raise UserError(f"--to {hi} is before --from {lo}")
+            raise UserError("cycles_order", lo=lo, hi=hi)
         if (last - first).days > 7 * 53 * 20:
-            raise UserError("ask for at most twenty years of cycles at once")
+            raise UserError("cycles_too_many")
         return timeline.between(first, last)
 
     def stored_cycle(self, team: Team, cycle: Cycle, *, at: datetime | None = None) -> StoredCycle | None:
@@ -344,7 +344,7 @@ class WeeklyService:
     def opened_cycle(self, team: Team, cycle: Cycle) -> StoredCycle:
         stored = self.stored_cycle(team, cycle)
         if stored is None:
-            raise UserError(f"{cycle.label} has not opened yet")
+            raise UserError("not_opened", label=cycle.label)
         return stored
 
     # -- away --------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ class WeeklyService:
         if not body.strip():
             raise UserError("empty")
         if len(body) > MAX_MESSAGE_CHARS:
-            raise UserError("too_long")
+            raise UserError("too_long", n=len(body), limit=MAX_MESSAGE_CHARS)
         return body
 
     def record(
@@ -462,14 +462,14 @@ class WeeklyService:
                 return team, sec
         found = default.section(key)
         if found is None:
-            raise UserError(f"unknown section {key!r}")
+            raise UserError("unknown_section", key=key)
         return default, found
 
     def assign(self, member: str, update_id: int, section_key: str) -> Recorded:
         """The owner's pick for a parked update; moves it to that section's team cycle if needed."""
         update = self.store.get_update(update_id=update_id)
         if update is None or update.member_key != member:
-            raise UserError("That update is not yours or no longer exists.")
+            raise UserError("not_yours")
         owned = self.owned_sections(member)
         team, section = self._section_of(section_key, owned, owned[0][0] if owned else self.team_file.teams[0])
         if member not in section.owners:
@@ -629,24 +629,22 @@ class WeeklyService:
         if label is not None:
             label = _import_label(label, "--cycle")
             if len(paths) > 1:
-                raise UserError("--cycle names the cycle of one report: import several files without it")
+                raise UserError("import_one_file")
         stored = [(parse_span(c.label), c.label) for c in self.store.cycles(team_key=team.key) if _is_label(c.label)]
         parsed = []
         seen: dict[str, str] = {}
         for path in paths:
             report = _read_report(path)
             if not (label or report.cycle):
-                raise UserError(f"{path}: no cycle in its title (like '# 2024-W40'): pass --cycle")
+                raise UserError("import_no_cycle", path=path)
             cycle_label = label or _import_label(report.cycle or "", path)
             span = parse_span(cycle_label)
             if cycle_label in seen:
-                raise UserError(f"{path}: {cycle_label} is also the cycle of {seen[cycle_label]}: "
-                                "import one report per cycle")
+                raise UserError("import_same_cycle", path=path, label=cycle_label, other=seen[cycle_label])
             for other_span, other in [*stored, *((parse_span(lab), lab) for lab in seen)]:
                 if other != cycle_label and other_span.overlaps(span):
-                    raise UserError(f"{path}: {cycle_label} shares a week with cycle {other}, already "
-                                    f"{'stored' if other not in seen else 'in this import'}: "
-                                    f"import it as {other} (--cycle {other}) or leave it out")
+                    raise UserError("import_overlap_here" if other in seen else "import_overlap_stored",
+                                    path=path, label=cycle_label, other=other)
             seen[cycle_label] = path
             parsed.append((path, cycle_label, self.plan(team).times(span), report))
         result = ImportResult()
@@ -700,7 +698,7 @@ def _import_label(label: str, where: str) -> str:
     try:
         return parse_span(label).label
     except UserError as e:
-        raise UserError(f"{where}: {e}") from None
+        raise UserError("in_file", path=where, error=e) from None
 
 
 def _later(a: datetime, b: datetime) -> bool:
@@ -724,20 +722,20 @@ def _read_report(path: str) -> ParsedReport:
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise UserError("file_missing", path=path) from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a report file") from None
+        raise UserError("file_is_dir", path=path) from None
     except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+        raise UserError("file_unreadable", path=path, why=e.strerror) from None
     if not raw.strip():
-        raise UserError(f"{path}: the file is empty")
+        raise UserError("file_empty", path=path)
     if b"\x00" in raw:
-        raise UserError(f"{path}: a binary file, not a Markdown report")
+        raise UserError("file_binary", path=path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text (save the report as UTF-8 Markdown)") from None
+        raise UserError("file_not_utf8", path=path) from None
     try:
         return parse_report(text)
     except UserError as e:
-        raise UserError(f"{path}: {e}") from None
+        raise UserError("in_file", path=path, error=e) from None

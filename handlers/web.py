@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.errors import UserError
+from bot.errors import ConfigError
 from bot.platform import Context, WebEdge
 from handlers import registry
 
@@ -28,7 +28,7 @@ def web_edges(app: Context) -> list[WebEdge]:
     if not edges:
         s = app.settings
         hint = " (SLACK_APP_TOKEN is set: for Socket Mode run `weekly-bot socket`)" if s.slack_app_token else ""
-        raise UserError(f"serve: no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}, "
+        raise ConfigError(f"serve: no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}, "
                         "or FEISHU_APP_ID, FEISHU_APP_SECRET, FEISHU_VERIFICATION_TOKEN and FEISHU_ENCRYPT_KEY")
     return edges
 

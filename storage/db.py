@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
-from bot.errors import UserError
+from bot.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,16 +33,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(normalize_url(url))
     except ArgumentError:
-        raise UserError(f"DATABASE_URL {url!r} is not a database URL (try sqlite:///weekly.db)") from None
+        raise ConfigError(f"DATABASE_URL {url!r} is not a database URL (try sqlite:///weekly.db)") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise UserError(f"DATABASE_URL {url!r}: unsupported database (use sqlite:/// or postgresql://)")
+        raise ConfigError(f"DATABASE_URL {url!r}: unsupported database (use sqlite:/// or postgresql://)")
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise UserError(f"DATABASE_URL {url!r} is an in-memory database: nothing would be kept "
+        raise ConfigError(f"DATABASE_URL {url!r} is an in-memory database: nothing would be kept "
                         "(use a file, like sqlite:///weekly.db)")
     try:
         return _engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError):
-        raise UserError(f"DATABASE_URL {url!r}: no driver for it here (use sqlite:/// or postgresql://)") from None
+        raise ConfigError(f"DATABASE_URL {url!r}: no driver for it here (use sqlite:/// or postgresql://)") from None
 
 
 def _engine(parsed: URL, **kwargs: Any) -> Engine:
@@ -103,12 +103,12 @@ def ensure_schema(engine: Engine) -> None:
             upgrade(engine)
             return
     except OperationalError as e:
-        raise UserError(f"database {safe_url(engine)}: cannot open: {_first_line(e)}") from None
+        raise ConfigError(f"database {safe_url(engine)}: cannot open: {_first_line(e)}") from None
     except SQLAlchemyError as e:
-        raise UserError(f"database {safe_url(engine)}: {_first_line(e)}") from None
+        raise ConfigError(f"database {safe_url(engine)}: {_first_line(e)}") from None
     if current is None:
-        raise UserError(f"database {safe_url(engine)} has no weekly-bot tables: run `weekly-bot db upgrade`")
-    raise UserError(f"database {safe_url(engine)} is at migration {current}, not {head}: run `weekly-bot db upgrade`")
+        raise ConfigError(f"database {safe_url(engine)} has no weekly-bot tables: run `weekly-bot db upgrade`")
+    raise ConfigError(f"database {safe_url(engine)} is at migration {current}, not {head}: run `weekly-bot db upgrade`")
 
 
 def safe_url(engine: Engine) -> str:

@@ -184,8 +184,9 @@ def test_empty_and_huge_messages_are_refused_and_store_nothing(make_app: Callabl
     app = make_app()
     svc = app.service
     for text, why in (("   \n ", "empty"), ("长" * 20001, "too_long")):
-        with pytest.raises(UserError, match=why):
+        with pytest.raises(UserError) as err:
             svc.record("zhang", text, platform="slack", message_id="D1:2.2")
+        assert err.value.key == why
     assert app.store.update_by_message(platform="slack", message_id="D1:2.2") is None
 
 

@@ -46,7 +46,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
-from bot.errors import UserError
+from bot.errors import ConfigError, UserError
 from bot.notify import SendError
 from bot.platform import Context, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
@@ -82,7 +82,7 @@ def make_client(settings: Settings, *, timeout: float = API_TIMEOUT_S) -> Any:
         return (lark.Client.builder().app_id(settings.feishu_app_id or "").app_secret(settings.feishu_app_secret or "")
                 .domain(api_domain(settings)).timeout(timeout).log_level(lark.LogLevel.WARNING).build())
     except ValueError as e:
-        raise UserError(f"FEISHU_DOMAIN: {e}") from None
+        raise ConfigError(f"FEISHU_DOMAIN: {e}") from None
 
 
 class FeishuApiError(Exception):
@@ -676,7 +676,7 @@ def build_feishu(app: Context, *, long_connection: bool = False) -> FeishuEdge:
         how = "The Feishu long connection" if long_connection else "Feishu over HTTP"
         names = list(needed)
         verb = "is" if len(missing) == 1 else "are"
-        raise UserError(f"{how} needs {', '.join(names[:-1])} and {names[-1]}: {', '.join(missing)} {verb} not set")
+        raise ConfigError(f"{how} needs {', '.join(names[:-1])} and {names[-1]}: {', '.join(missing)} {verb} not set")
     api = FeishuApi(make_client(s))
     quick = FeishuApi(make_client(s, timeout=QUICK_TIMEOUT_S), retries=0)
     if long_connection:  # the connection itself is authenticated by the app id and secret

@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
-from bot.errors import UserError
+from bot.errors import ConfigError
 from bot.notify import SendError
 from bot.platform import Context, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
@@ -442,9 +442,9 @@ def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:
             ignoring_self_events_enabled=True,
         )
     except BoltError as e:
-        raise UserError(f"Slack: the bot token was refused ({e})") from None
+        raise ConfigError(f"Slack: the bot token was refused ({e})") from None
     except (SlackClientError, OSError) as e:
-        raise UserError(f"Slack: cannot reach the Web API at {client.base_url} ({describe(e)})") from None
+        raise ConfigError(f"Slack: cannot reach the Web API at {client.base_url} ({describe(e)})") from None
 
 
 def build_slack(app: Context, *, socket_mode: bool = False) -> SlackEdge:
@@ -456,7 +456,7 @@ def build_slack(app: Context, *, socket_mode: bool = False) -> SlackEdge:
     if missing:
         how = "Socket Mode" if socket_mode else "Slack over HTTP"
         verb = "is" if len(missing) == 1 else "are"
-        raise UserError(f"{how} needs {' and '.join(needed)}: {', '.join(missing)} {verb} not set")
+        raise ConfigError(f"{how} needs {' and '.join(needed)}: {', '.join(missing)} {verb} not set")
     return SlackEdge(app, make_client(s), signing_secret=None if socket_mode else s.slack_signing_secret)
 
 
