@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
 import pytest
 
 from bot.chat import ChatBot, Outcome, Reply
