@@ -19,6 +19,7 @@ test: $(BIN)/weekly-bot
 lint: $(BIN)/weekly-bot
 	$(BIN)/ruff check bot handlers storage prompts tests bench
 	$(BIN)/mypy
+	@if [ -f ../shared/tools/import-rules.py ]; then $(BIN)/python ../shared/tools/import-rules.py .; fi
 
 bench: $(BIN)/weekly-bot
 	$(BIN)/python bench/run.py

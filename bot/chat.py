@@ -8,13 +8,12 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from bot.config import Team
-from bot.errors import UserError
+from bot.errors import UserError, report_error
 from bot.i18n import Lang, t
-from bot.platform import Incoming
+from bot.platform import Button, Incoming, Outcome, Reply
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 
 logger = logging.getLogger(__name__)
@@ -43,33 +42,6 @@ def command_text(text: str) -> str | None:
     return f"{name} {rest}".strip()
 
 
-@dataclass(frozen=True)
-class Button:
-    label: str
-    action: str  # "assign" | "publish"
-    value: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Something the bot says: to the sender (to=None), to a member by key, or to a channel."""
-
-    text: str
-    buttons: tuple[Button, ...] = ()
-    file: tuple[str, str] | None = None  # (file name, content)
-    to: str | None = None
-    channel: str | None = None
-    key: str | None = None  # the outgoing message's exactly-once key, for platforms that dedupe sends
-
-
-@dataclass
-class Outcome:
-    """What to say at once (the ack) and, optionally, slow work whose replies come afterwards."""
-
-    replies: list[Reply] = field(default_factory=list)
-    later: Callable[[], list[Reply]] | None = None
-
-
 class ChatBot:
     """Turns what people say into use-case calls; never lets an exception reach the chat."""
 
@@ -93,10 +65,10 @@ class ChatBot:
             return fn()
         except UserError as e:
             return [Reply(self._user_error(member, e))]
-        except Exception:
+        except Exception as e:
             if strict:
                 raise
-            logger.exception("handling a chat event failed")
+            report_error("handling a chat event", e, logger)
             return [Reply(t(self.lang(member), "error"))]
 
     def _user_error(self, member: str | None, e: UserError) -> str:

@@ -8,6 +8,8 @@ point of failure and only ever reaches the terminal or the log.
 
 from __future__ import annotations
 
+import logging
+
 from bot.i18n import Lang, t
 
 
@@ -37,3 +39,16 @@ class ConfigError(UserError):
 
     def render(self, lang: Lang) -> str:
         return self.message
+
+
+_log = logging.getLogger("bot")
+
+
+def report_error(what: str, error: BaseException, log: logging.Logger | None = None) -> None:
+    """The one sink for unexpected failures: one line at ERROR naming what failed and why; the traceback
+    only when debugging (WEEKLY_DEBUG=1 sets DEBUG). The caller answers with a short apology."""
+    lines = str(error).strip().splitlines()
+    why = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
+    target = log or _log
+    target.error("%s failed (%s)", what, why)
+    target.debug("%s: the traceback", what, exc_info=error)

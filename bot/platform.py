@@ -10,15 +10,41 @@ builds its sender, its HTTP routes and its long-lived connection from a `Context
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from bot.chat import Reply
     from bot.config import Settings, TeamFile
     from bot.service import WeeklyService
 
 EventKind = Literal["message", "edit", "delete", "command", "action", "form"]
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str  # "assign" | "publish"
+    value: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Something the bot says: to the sender (to=None), to a member by key, or to a channel."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    file: tuple[str, str] | None = None  # (file name, content)
+    to: str | None = None
+    channel: str | None = None
+    key: str | None = None  # the outgoing message's exactly-once key, for platforms that dedupe sends
+
+
+@dataclass
+class Outcome:
+    """What to say at once (the ack) and, optionally, slow work whose replies come afterwards."""
+
+    replies: list[Reply] = field(default_factory=list)
+    later: Callable[[], list[Reply]] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from bot.chat import Reply
 from bot.config import Team
 from bot.due import Due, answered_sections, due_at
+from bot.errors import report_error
 from bot.i18n import period, t
 from bot.model import Cycle
 from bot.notify import Sender, deliver, pick_sender
@@ -44,8 +45,8 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     for team in service.team_file.teams:
         try:
             out.extend(_tick_team(service, senders, team, at))
-        except Exception:
-            logger.exception("tick for team %s failed", team.key)
+        except Exception as e:
+            report_error(f"the tick for team {team.key}", e, logger)
     return out
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bot.chat import Outcome, Reply
+from bot.errors import report_error
 from bot.i18n import t
 from bot.notify import SendError
 from bot.platform import Context
@@ -88,8 +89,8 @@ class ChatEdge:
         """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""
         try:
             return fn()
-        except Exception:
-            logger.exception("%s: handling a request failed", self.name)
+        except Exception as e:
+            report_error(f"{self.name}: handling a request", e, logger)
             return Outcome([Reply(t(self.app.team_file.language, "error"))])
 
     def _deliver(self, outcome: Outcome, here: Callable[[Reply], None]) -> None:
@@ -100,8 +101,8 @@ class ChatEdge:
             return
         try:
             later = outcome.later()
-        except Exception:  # ChatBot guards its own work; this is a last resort
-            logger.exception("%s: slow work after the answer failed", self.name)
+        except Exception as e:  # ChatBot guards its own work; this is a last resort
+            report_error(f"{self.name}: slow work after the answer", e, logger)
             later = [Reply(t(self.app.team_file.language, "error"))]
         for reply in later:
             self._send(reply, here)

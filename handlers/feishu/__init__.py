@@ -46,7 +46,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
-from bot.errors import ConfigError, UserError
+from bot.errors import ConfigError, UserError, report_error
 from bot.notify import SendError
 from bot.platform import Context, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
@@ -580,8 +580,8 @@ class FeishuEdge(ChatEdge):
         for fn in work:
             try:
                 fn()
-            except Exception:
-                logger.exception("Feishu: work after the answer failed")
+            except Exception as e:
+                report_error("Feishu: work after the answer", e, logger)
 
     # -- messages ------------------------------------------------------------------------------
     def _on_message(self, data: Any) -> None:
