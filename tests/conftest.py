@@ -3,6 +3,7 @@ on PostgreSQL in a schema of its own, and an app on a fixed clock."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -15,10 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.chat import ChatBot
 from bot.config import Settings
 from bot.model import Summary, SummaryRequest
 from bot.summary_offline import summarize_offline
 from bot.wiring import App, build_app
+from handlers.console import ConsoleChat
 from storage.db import normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +62,20 @@ class SlowSummarizer:
         self.started.append(time.monotonic())
         time.sleep(self.seconds)
         return summarize_offline(request)
+
+
+def console(app: App, member: str) -> tuple[ConsoleChat, io.StringIO]:
+    """The console edge speaking as `member`, printing into a buffer."""
+    out = io.StringIO()
+    return ConsoleChat(ChatBot(app.service), out, member), out
+
+
+def said(out: io.StringIO) -> list[str]:
+    """The lines printed since the last call."""
+    lines = out.getvalue().splitlines()
+    out.seek(0)
+    out.truncate()
+    return lines
 
 
 class FixedClock:

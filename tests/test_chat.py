@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 from bot.chat import ChatBot
 from bot.wiring import App
-from handlers.console import ConsoleChat
 
-from .conftest import FixedClock, at
-
-
-def console(app: App, member: str) -> tuple[ConsoleChat, io.StringIO]:
-    out = io.StringIO()
-    return ConsoleChat(ChatBot(app.service), out, member), out
-
-
-def said(out: io.StringIO) -> list[str]:
-    lines = out.getvalue().splitlines()
-    out.seek(0)
-    out.truncate()
-    return lines
+from .conftest import FixedClock, at, console, said
 
 
 def test_an_answer_is_confirmed_and_shown_in_the_draft(make_app: Callable[..., App]) -> None:

@@ -15,9 +15,8 @@ from bot.chat import ChatBot
 from bot.errors import UserError
 from bot.tick import tick
 from bot.wiring import App
-from handlers.console import ConsoleChat
 
-from .conftest import FixedClock, at
+from .conftest import FixedClock, at, console, said
 from .test_tick import Inbox
 
 TEAM = """\
@@ -178,19 +177,10 @@ def test_away_said_in_chat_adds_to_the_team_file_and_can_be_taken_back(make_app:
     clock = FixedClock(at("2024-10-14 09:00"))
     app = make_app(clock)
     team = app.service.team(None)
-    out: list[str] = []
-
-    class Out:
-        def write(self, s: str) -> None:
-            out.append(s)
-
-        def flush(self) -> None:
-            pass
-
-    chat = ConsoleChat(ChatBot(app.service), Out(), "bai")  # type: ignore[arg-type]
+    chat, out = console(app, "bai")
     chat.handle("/weekly away 10-16 10-18")
-    assert out[-1] == ("  bot → 白行: 已记录你请假：2024-10-16..2024-10-18。截止日在这期间的 2024-W42 不会提醒你，"
-                       "也不会算作未提交。\n")
+    assert said(out)[-1] == ("  bot → 白行: 已记录你请假：2024-10-16..2024-10-18。截止日在这期间的 2024-W42 不会提醒你，"
+                       "也不会算作未提交。")
     chat.member = "ou"
     chat.handle("/weekly away 2024-10-17")
     w42 = app.service.resolve_cycle(team, "2024-W42")
@@ -200,18 +190,18 @@ def test_away_said_in_chat_adds_to_the_team_file_and_can_be_taken_back(make_app:
     assert {s.due.member for s in tick(app.service, [inbox], at("2024-10-14 10:00"))} == {"hao"}
     chat.member = "bai"
     chat.handle("/weekly away")
-    assert out[-1] == "  bot → 白行: 你登记的请假：2024-10-16..2024-10-18\n"
+    assert said(out)[-1] == "  bot → 白行: 你登记的请假：2024-10-16..2024-10-18"
     chat.handle("/weekly away off")
-    assert out[-1] == "  bot → 白行: 已取消你在聊天里登记的 1 段请假（今天起）。\n"
+    assert said(out)[-1] == "  bot → 白行: 已取消你在聊天里登记的 1 段请假（今天起）。"
     chat.member = "ou"
     chat.handle("/weekly away off")
-    assert out[-1] == ("  bot → 欧普: 已取消你在聊天里登记的 1 段请假（今天起）。团队配置文件里的请假仍然有效：2024-10-31\n")
+    assert said(out)[-1] == ("  bot → 欧普: 已取消你在聊天里登记的 1 段请假（今天起）。团队配置文件里的请假仍然有效：2024-10-31")
     assert app.service.away_on(team, w42) == frozenset()
     assert {s.due.member for s in tick(app.service, [inbox], at("2024-10-14 10:05"))} == {"bai", "ou"}
     chat.handle("/weekly away 10-20 10-18")
-    assert out[-1] == "  bot → 欧普: 请假的结束日期早于开始日期。\n"
+    assert said(out)[-1] == "  bot → 欧普: 请假的结束日期早于开始日期。"
     chat.handle("/weekly away soon")
-    assert out[-1].startswith("  bot → 欧普: 用法：/weekly away 开始日期 [结束日期]")
+    assert said(out)[-1].startswith("  bot → 欧普: 用法：/weekly away 开始日期 [结束日期]")
 
 
 def test_a_weekly_team_reaches_an_imported_merged_cycle_and_keeps_its_cycles_when_it_turns_biweekly(

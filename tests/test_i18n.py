@@ -13,9 +13,8 @@ import pytest
 from bot.errors import ConfigError, UserError
 from bot.i18n import MESSAGES
 from bot.wiring import App
-from handlers.console import ConsoleChat
 
-from .conftest import ROOT
+from .conftest import ROOT, console, said
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -67,19 +66,10 @@ def test_nested_errors_are_worded_in_the_same_language() -> None:
 
 def test_a_wrong_command_is_refused_in_chinese_and_nothing_is_stored(make_app: Callable[..., App]) -> None:
     app = make_app()
-    out: list[str] = []
-
-    class Out:
-        def write(self, s: str) -> None:
-            out.append(s)
-
-        def flush(self) -> None:
-            pass
-
-    chat = ConsoleChat(__import__("bot.chat", fromlist=["ChatBot"]).ChatBot(app.service), Out(), "zhang")  # type: ignore[arg-type]
+    chat, out = console(app, "zhang")
     for line in ("/quit", "/help", "／weekly nonsense", "/weekly status 2024-W99"):
         chat.handle(line)
-    text = "".join(out)
+    text = "\n".join(said(out))
     assert "不认识的命令“quit”" in text and "不认识的命令“nonsense”" in text
     assert text.count("/weekly show — 查看我的草稿") == 3  # /quit, /help and nonsense each get help
     assert "只有 支付清算中心周报 的负责人可以使用 /weekly status。" in text
@@ -90,20 +80,8 @@ def test_a_wrong_command_is_refused_in_chinese_and_nothing_is_stored(make_app: C
 def test_chat_errors_from_the_use_cases_are_in_the_teams_language(make_app: Callable[..., App], team_file: Path) -> None:
     team_file.write_text(team_file.read_text(encoding="utf-8").replace("weeks: 1", "weeks: 1\n      start: 2030-W10"),
                          encoding="utf-8")
-    app = make_app()
-    out: list[str] = []
-
-    class Out:
-        def write(self, s: str) -> None:
-            out.append(s)
-
-        def flush(self) -> None:
-            pass
-
-    from bot.chat import ChatBot
-
-    chat = ConsoleChat(ChatBot(app.service), Out(), "wang")
+    chat, out = console(make_app(), "wang")
     chat.handle("/weekly status")
     chat.handle("本周进展")
-    text = "".join(out)
+    text = "\n".join(said(out))
     assert text.count("支付清算中心周报 还没有开始的周期（第一期在 2030-03-04 10:00 开始）。") == 2, text
