@@ -91,6 +91,10 @@ class Platform(Protocol):
         """DM the member, or raise: a raise means 'not sent', and the caller tries again later."""
         ...
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        """Post to a channel or group chat (a published report), or raise."""
+        ...
+
 
 class WebEdge(Protocol):
     """A platform served over HTTP: its routes (framework objects the web app mounts) and its sender."""

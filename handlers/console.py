@@ -104,3 +104,22 @@ class ConsoleChat:
         message_id = mine[int(number) - 1]
         kind: EventKind = "edit" if cmd == "/edit" else "delete"
         self._run(self.bot.handle(Incoming(self.platform, self.member, kind, text, message_id=message_id)))
+
+
+class ConsoleSender:
+    """bot.platform.Platform for the console: the scheduler's DMs and published reports, printed.
+    Every member can be reached on it."""
+
+    platform = "console"
+
+    def __init__(self, chat: ConsoleChat) -> None:
+        self.chat = chat
+
+    def can_reach(self, member: str) -> bool:
+        return True
+
+    def send(self, member: str, reply: Reply) -> None:
+        self.chat.show([reply], to=member, dm=True)
+
+    def publish(self, channel: str, reply: Reply) -> None:
+        self.chat.show([Reply(reply.text, reply.buttons, reply.file, channel=channel)])

@@ -52,6 +52,9 @@ class Pigeon:
     def send(self, member: str, reply: Reply) -> None:
         self.inbox.append((self.ctx.service.platform_ids(self.platform)[member], reply.text))
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        self.inbox.append((f"#{channel}", reply.text))
+
     # -- the edge: the platform's own payloads become Incoming events ---------------------------
     def deliver(self, payload: dict[str, str]) -> list[str]:
         """A payload as this platform sends it; the texts the bot answers with, slow work included."""

@@ -37,6 +37,10 @@ class Inbox:
         with self.lock:
             self.sent.append((member, reply.text))
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        with self.lock:
+            self.sent.append((f"#{channel}", reply.text))
+
     def to(self, member: str) -> list[str]:
         return [text for m, text in self.sent if m == member]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from bot.chat import ChatBot, Reply
+from bot.chat import ChatBot
 from bot.config import Settings
 from bot.errors import UserError
 from bot.tick import tick
 from bot.wiring import build_app
-from handlers.console import ConsoleChat
+from handlers.console import ConsoleChat, ConsoleSender
 
 EXAMPLES = resources.files("bot") / "demo_data"  # package data: the demo runs from an installed wheel too
 TZ = ZoneInfo("Asia/Shanghai")
@@ -31,21 +31,6 @@ class MovableClock:
 
     def __call__(self) -> datetime:
         return self.at
-
-
-class ConsoleSender:
-    """The scheduler's DMs, printed: the console is the platform every member can be reached on."""
-
-    platform = "console"
-
-    def __init__(self, chat: ConsoleChat) -> None:
-        self.chat = chat
-
-    def can_reach(self, member: str) -> bool:
-        return True
-
-    def send(self, member: str, reply: Reply) -> None:
-        self.chat.show([reply], to=member, dm=True)
 
 
 def run_demo(out: TextIO, *, keep: bool = False) -> int:

@@ -484,6 +484,12 @@ class FeishuSender:
         except FeishuApiError as e:
             raise SendError(f"Feishu: sending to {member} failed: {e}") from e
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        try:
+            self.post_chat(channel, reply)
+        except FeishuApiError as e:
+            raise SendError(f"Feishu: posting to {channel} failed: {e}") from e
+
     def post_chat(self, chat_id: str, reply: Reply) -> None:
         """A reply in a chat (a DM's chat or a group, `publish.feishu`)."""
         self.post("chat_id", chat_id, reply)

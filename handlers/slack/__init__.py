@@ -250,6 +250,12 @@ class SlackSender:
             self._dm_channels[user_id] = channel
         return channel
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        try:
+            self.post(channel, reply)
+        except (SlackClientError, OSError) as e:
+            raise SendError(f"Slack: posting to {channel} failed: {describe(e)}") from e
+
     def post(self, channel: str, reply: Reply) -> None:
         """A reply in a channel: text and buttons as a message, a file uploaded (with the text when alone)."""
         if reply.file and not reply.buttons:
