@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from bot.config import Team
-from bot.errors import UserError, report_error
+from bot.errors import AlreadyHandled, UserError, report_error
 from bot.i18n import Lang, t
 from bot.platform import Button, Incoming, Outcome, Reply
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
@@ -65,6 +65,8 @@ class ChatBot:
             return fn()
         except UserError as e:
             return [Reply(self._user_error(member, e))]
+        except AlreadyHandled:
+            raise
         except Exception as e:
             if strict:
                 raise
@@ -78,23 +80,32 @@ class ChatBot:
     def handle(self, event: Incoming, *, strict: bool = False) -> Outcome:
         """What a person did on a platform, whichever: a DM (new, edited, deleted), a command, a button, a
         form. With `strict`, a failure to store raises (the edge has the platform deliver it again)."""
-        platform, user = event.platform, event.user_id
+        try:
+            return self._handle(event, strict=strict)
+        except AlreadyHandled:
+            logger.info("%s: %s was delivered again: answered and ignored", event.platform, event.event_id)
+            return Outcome()
+
+    def _handle(self, event: Incoming, *, strict: bool) -> Outcome:
+        platform, user, eid, ts = event.platform, event.user_id, event.event_id, event.ts
         if event.kind == "delete":
-            return Outcome(self.on_delete(platform, user, event.message_id or "", strict=strict))
+            return Outcome(self.on_delete(platform, user, event.message_id or "", strict=strict, event_id=eid, ts=ts))
         if event.kind == "edit":
-            return Outcome(self.on_edit(platform, user, event.message_id or "", event.text, strict=strict))
-        if event.kind == "command":
-            return self.on_command(platform, user, event.text)
+            return Outcome(self.on_edit(platform, user, event.message_id or "", event.text, strict=strict,
+                                        event_id=eid, ts=ts))
+        words = event.text if event.kind == "command" else command_text(event.text) if event.kind == "message" else None
+        if event.kind in ("command", "action", "form") or words is not None:
+            self.service.mark_event(platform, eid)  # stores nothing else: marked first, run once
         if event.kind in ("action", "form"):
             return self.on_action(platform, user, event.action, event.value, dict(event.fields))
-        words = command_text(event.text)
         if words is not None:  # typed as a message: slow work still waits for the platform's answer
             return self.on_command(platform, user, words)
-        return Outcome(self.on_message(platform, user, event.text, event.message_id, strict=strict))
+        return Outcome(self.on_message(platform, user, event.text, event.message_id, strict=strict, event_id=eid,
+                                       ts=ts))
 
     # -- messages ----------------------------------------------------------------------------
     def on_message(self, platform: str, user_id: str, text: str, message_id: str | None, *,
-                   strict: bool = False) -> list[Reply]:
+                   strict: bool = False, event_id: str | None = None, ts: float | None = None) -> list[Reply]:
         """A chat message: an update to store (or a `/weekly` command typed as a message)."""
         member = self.member(platform, user_id)
         if member is None:
@@ -103,10 +114,13 @@ class ChatBot:
         if words is not None:
             outcome = self.on_command(platform, user_id, words)
             return outcome.replies + (self._guard(member, outcome.later) if outcome.later else [])
-        return self._guard(member, lambda: self._record(member, platform, text, message_id), strict=strict)
+        return self._guard(member, lambda: self._record(member, platform, text, message_id, event_id, ts),
+                           strict=strict)
 
-    def _record(self, member: str, platform: str, text: str, message_id: str | None) -> list[Reply]:
-        result = self.service.record(member, text, platform=platform, message_id=message_id)
+    def _record(self, member: str, platform: str, text: str, message_id: str | None, event_id: str | None = None,
+                ts: float | None = None) -> list[Reply]:
+        result = self.service.record(member, text, platform=platform, message_id=message_id, event_id=event_id,
+                                     changed_ts=ts)
         lang = self.lang(member)
         if isinstance(result, NeedsSection):
             buttons = tuple(Button(f"{s.title}", "assign", f"{result.update.id}:{s.key}") for _, s in result.choices)
@@ -118,33 +132,40 @@ class ChatBot:
         return Reply(t(lang, key, section=r.section.title, cycle=r.cycle, preview=preview(r.update.text)))
 
     def on_edit(self, platform: str, user_id: str, message_id: str, text: str, *,
-                strict: bool = False) -> list[Reply]:
+                strict: bool = False, event_id: str | None = None, ts: float | None = None) -> list[Reply]:
         member = self.member(platform, user_id)
         if member is None:
             return []
 
         def run() -> list[Reply]:
             if not (text or "").strip():
-                return self._delete(member, platform, message_id)
-            updated = self.service.edit(member, platform=platform, message_id=message_id, text=text)
+                return self._delete(member, platform, message_id, event_id, ts)
+            updated = self.service.edit(member, platform=platform, message_id=message_id, text=text,
+                                        event_id=event_id, changed_ts=ts)
             if updated is None:
                 if command_text(text) is not None:
+                    self.service.mark_event(platform, event_id)
                     return []  # an edited command is not an update, and commands are not re-run
-                return self._record(member, platform, text, message_id)  # an edit of one we never stored
+                # an edit of one we never stored
+                return self._record(member, platform, text, message_id, event_id, ts)
             return [Reply(t(self.lang(member), "edited", section=self._title(updated.section_key, self.lang(member)),
                             preview=preview(updated.text)))]
 
         return self._guard(member, run, strict=strict)
 
-    def on_delete(self, platform: str, user_id: str, message_id: str, *, strict: bool = False) -> list[Reply]:
+    def on_delete(self, platform: str, user_id: str, message_id: str, *, strict: bool = False,
+                  event_id: str | None = None, ts: float | None = None) -> list[Reply]:
         member = self.member(platform, user_id)
         if member is None:
             return []
-        return self._guard(member, lambda: self._delete(member, platform, message_id), strict=strict)
+        return self._guard(member, lambda: self._delete(member, platform, message_id, event_id, ts), strict=strict)
 
-    def _delete(self, member: str, platform: str, message_id: str) -> list[Reply]:
-        deleted = self.service.delete(member, platform=platform, message_id=message_id)
+    def _delete(self, member: str, platform: str, message_id: str, event_id: str | None = None,
+                ts: float | None = None) -> list[Reply]:
+        deleted = self.service.delete(member, platform=platform, message_id=message_id, event_id=event_id,
+                                      changed_ts=ts)
         if deleted is None:
+            self.service.mark_event(platform, event_id)
             return []
         return [Reply(t(self.lang(member), "deleted", section=self._title(deleted.section_key, self.lang(member))))]
 

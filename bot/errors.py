@@ -30,6 +30,10 @@ class UserError(Exception):
         return self.render("en")
 
 
+class AlreadyHandled(Exception):
+    """A platform delivered an event again that was already applied: answered and ignored."""
+
+
 class ConfigError(UserError):
     """The operator's problem (team file, environment, database, credentials): English text as written."""
 

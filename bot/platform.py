@@ -65,6 +65,7 @@ class Incoming:
     action: str = ""
     value: str = ""
     fields: tuple[tuple[str, str], ...] = ()
+    ts: float | None = None  # the platform's time of the change (Slack's ts), to apply changes in their order
 
 
 class Context(Protocol):

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from bot.config import Member, Section, Team, TeamFile
 from bot.cycles import CyclePlan, Timeline, monday_of, parse_span
 from bot.due import Due
-from bot.errors import UserError
+from bot.errors import AlreadyHandled, UserError
 from bot.model import (
     Cycle,
     ParsedReport,
@@ -427,9 +427,11 @@ class WeeklyService:
         return body
 
     def record(
-        self, member: str, text: str, *, platform: str, message_id: str | None,
+        self, member: str, text: str, *, platform: str, message_id: str | None, event_id: str | None = None,
+        changed_ts: float | None = None,
     ) -> Recorded | NeedsSection:
-        """Store an owner's message as (part of) their update for the open cycle."""
+        """Store an owner's message as (part of) their update for the open cycle; the platform's event is
+        marked handled in the same transaction (AlreadyHandled for a redelivery, or the same message again)."""
         body = self.check_text(text)
         owned = self.owned_sections(member)
         if not owned:
@@ -448,7 +450,10 @@ class WeeklyService:
         update, created = self.store.add_update(
             cycle_id=stored.id, section_key=choice[1].key if choice else None, member_key=member,
             platform=platform, message_id=message_id, text=body, at=now, late=now > cycle.deadline,
+            event=(platform, event_id) if event_id else None, changed_ts=changed_ts,
         )
+        if not created and event_id:
+            raise AlreadyHandled(event_id)  # the same message under another delivery id
         if created:
             self.store.clear_skip(cycle_id=stored.id, member_key=member)
         if update.section_key is None:
@@ -482,8 +487,10 @@ class WeeklyService:
         assert assigned is not None
         return Recorded(update=assigned, team=team, section=section, cycle=cycle.label, created=False)
 
-    def edit(self, member: str, *, platform: str, message_id: str, text: str) -> StoredUpdate | None:
-        """An edited chat message replaces its update's text (the earlier one stays a revision)."""
+    def edit(self, member: str, *, platform: str, message_id: str, text: str, event_id: str | None = None,
+             changed_ts: float | None = None) -> StoredUpdate | None:
+        """An edited chat message replaces its update's text (the earlier one stays a revision), marking the
+        event in the same transaction; None when the message was never stored (nothing is marked)."""
         body = self.check_text(text)
         existing = self.store.update_by_message(platform=platform, message_id=message_id)
         if existing is None or existing.member_key != member:
@@ -492,13 +499,22 @@ class WeeklyService:
         choice, rest = self._pick_section(body, owned)
         if choice is not None and choice[1].key == existing.section_key:
             body = rest.strip("\n").rstrip() or body
-        return self.store.edit_update(platform=platform, message_id=message_id, text=body, at=self.now())
+        return self.store.edit_update(platform=platform, message_id=message_id, text=body, at=self.now(),
+                                      event=(platform, event_id) if event_id else None, changed_ts=changed_ts)
 
-    def delete(self, member: str, *, platform: str, message_id: str) -> StoredUpdate | None:
+    def delete(self, member: str, *, platform: str, message_id: str, event_id: str | None = None,
+               changed_ts: float | None = None) -> StoredUpdate | None:
+        """A deleted (recalled) chat message removes its update, marking the event in the same transaction."""
         existing = self.store.update_by_message(platform=platform, message_id=message_id)
         if existing is None or existing.member_key != member:
             return None
-        return self.store.delete_update(platform=platform, message_id=message_id, at=self.now())
+        return self.store.delete_update(platform=platform, message_id=message_id, at=self.now(),
+                                        event=(platform, event_id) if event_id else None, changed_ts=changed_ts)
+
+    def mark_event(self, platform: str, event_id: str | None) -> None:
+        """Mark an event that stores nothing (a command, a button) handled; AlreadyHandled when it was."""
+        if event_id:
+            self.store.mark_event(platform=platform, event_id=event_id, at=self.now())
 
     def skip(self, member: str) -> list[tuple[Team, Cycle, list[Section]]]:
         """Skip the open cycle for every team the member owns sections in."""

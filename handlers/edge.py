@@ -46,44 +46,20 @@ class ChatEdge:
     app: Context
     delivery_errors: tuple[type[BaseException], ...] = ()
 
-    def _first_time(self, key: str | None) -> bool:
-        """False for an event (or message) already claimed: a platform's retry or redelivery."""
-        if not key:
-            return True
-        first = self.app.service.claim_event(self.platform, key)
-        if not first:
-            logger.info("%s: %s seen before; answered and ignored", self.name, key)
-        return first
+    def _apply(self, work: Callable[[], Outcome]) -> Outcome:
+        """Apply an event exactly once, or have the platform deliver it again.
 
-    def _handle(self, event_key: str | None, work: Callable[[], Outcome], *, message_key: str | None = None,
-                idempotent: bool) -> Outcome | None:
-        """Handle an event exactly once, or have the platform deliver it again; None: handled before.
-
-        New messages are stored under the platform's message id, so storing twice is harmless: they are
-        stored first and claimed after, and a process that dies in between is simply redone by the
-        retry. Edits and deletions are not harmless twice (a late retry could undo a newer edit): they
-        are claimed first. Either way a failure leaves nothing claimed and raises RetryLater, which the
-        platform's SDK answers with a 500, so the platform redelivers instead of the answer being lost.
+        The use-case stores the change and marks the event handled in one transaction (a redelivery
+        finds the mark and gets an empty outcome). Any failure leaves nothing stored or marked and
+        raises RetryLater, which the platform's SDK answers with a 500, so the platform delivers the
+        event again instead of it being lost.
         """
-        if idempotent and event_key and self.app.service.event_seen(self.platform, event_key):
-            logger.info("%s: %s seen before; answered and ignored", self.name, event_key)
-            return None
-        if not idempotent and not self._first_time(event_key):
-            return None
         try:
-            outcome = work()
+            return work()
         except Exception as e:
-            if not idempotent and event_key:
-                self.app.service.release_event(self.platform, event_key)
             logger.error("%s: storing an event failed (%s: %s); the platform will deliver it again",
                          self.name, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             raise RetryLater(str(e)) from None
-        if idempotent:
-            # one key after the other: of two racing deliveries, exactly one answers
-            for key in (event_key, message_key):
-                if not self._first_time(key):
-                    return None
-        return outcome
 
     def _safely(self, fn: Callable[[], Outcome]) -> Outcome:
         """ChatBot never raises; this catches the edge's own failures (a lookup, the database) the same way."""

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -114,6 +115,8 @@ class UpdateRow(Base):
     text: Mapped[str] = mapped_column(Text)  # the current text (the newest revision)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the platform's time of the newest change applied (a Slack ts): an older change arriving late is ignored
+    changed_ts: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revisions: Mapped[list[RevisionRow]] = relationship(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.errors import AlreadyHandled
 from bot.model import Summary, SummaryItem
 from bot.records import Outgoing, StoredCycle, StoredRevision, StoredSection, StoredUpdate
 from storage.models import (
@@ -48,6 +51,10 @@ def _unitems(data: list[dict[str, Any]] | None) -> list[SummaryItem]:
 
 
 logger = logging.getLogger(__name__)
+
+
+class _Unknown(Exception):
+    """Rolls back a change's transaction when its message is not stored."""
 
 
 class Store:
@@ -215,20 +222,41 @@ class Store:
             ))
 
     # -- updates -----------------------------------------------------------------------------
+    def _mark(self, s: Session, event: tuple[str, str] | None, at: datetime) -> None:
+        """Mark a platform event handled in the caller's transaction: the change and the mark commit
+        together or not at all. Raises AlreadyHandled for an event marked before (a redelivery)."""
+        if event is None:
+            return
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(ProcessedEventRow).values(platform=event[0], event_id=event[1], at=at).on_conflict_do_nothing(
+            index_elements=["platform", "event_id"]).returning(ProcessedEventRow.id)
+        if s.execute(stmt).first() is None:  # nothing inserted: marked before
+            raise AlreadyHandled(event[1])
+
+    def mark_event(self, *, platform: str, event_id: str, at: datetime) -> None:
+        """Mark an event that changes nothing else handled; AlreadyHandled when it was."""
+        with self._tx() as s:
+            self._mark(s, (platform, event_id), at)
+
     def add_update(
         self, *, cycle_id: int, section_key: str | None, member_key: str, platform: str,
-        message_id: str | None, text: str, at: datetime, late: bool,
+        message_id: str | None, text: str, at: datetime, late: bool, event: tuple[str, str] | None = None,
+        changed_ts: float | None = None,
     ) -> tuple[StoredUpdate, bool]:
-        """Store an answer; the same platform message stored twice gives the first back (created False)."""
-        if message_id is not None:
-            existing = self.update_by_message(platform=platform, message_id=message_id)
-            if existing is not None:
-                return existing, False
+        """Store an answer, and mark `event` handled in the same transaction; the same platform message
+        stored twice gives the first back (created False)."""
         try:
             with self._tx() as s:
+                self._mark(s, event, at)
+                if message_id is not None:
+                    known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
+                                                             UpdateRow.message_id == message_id))
+                    if known is not None:
+                        return _update(known), False
                 row = UpdateRow(
                     cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
                     message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
+                    changed_ts=changed_ts,
                 )
                 row.revisions.append(RevisionRow(number=1, action="create", text=text, at=at))
                 s.add(row)
@@ -255,33 +283,50 @@ class Store:
         row.revisions.append(RevisionRow(number=number, action=action, text=text, at=at))
         row.updated_at = at
 
-    def edit_update(self, *, platform: str, message_id: str, text: str, at: datetime) -> StoredUpdate | None:
+    def _change(self, *, platform: str, message_id: str, at: datetime, event: tuple[str, str] | None,
+                changed_ts: float | None, apply: Callable[[Session, UpdateRow], None]) -> StoredUpdate | None:
+        """Apply a change to the answer of a platform message and mark `event` handled, in one transaction.
+        None (and nothing marked) when no answer has that message id. A change older than the newest one
+        applied (a late retry: an edit after the deletion that followed it) is marked but not applied."""
+        try:
+            with self._tx() as s:
+                self._mark(s, event, at)
+                row = s.scalar(
+                    select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id)
+                    .with_for_update()
+                )
+                if row is None:
+                    raise _Unknown
+                if changed_ts is None or row.changed_ts is None or changed_ts > row.changed_ts:
+                    apply(s, row)
+                    row.changed_ts = changed_ts if changed_ts is not None else row.changed_ts
+                return _update(row)
+        except _Unknown:
+            return None
+
+    def edit_update(self, *, platform: str, message_id: str, text: str, at: datetime,
+                    event: tuple[str, str] | None = None, changed_ts: float | None = None) -> StoredUpdate | None:
         """Replace an answer's text, keeping the earlier text as a revision; None if unknown."""
-        with self._tx() as s:
-            row = s.scalar(
-                select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id)
-                .with_for_update()
-            )
-            if row is None:
-                return None
+
+        def edit(s: Session, row: UpdateRow) -> None:
             if row.text != text or row.deleted:
                 row.text, row.deleted = text, False
                 self._revise(s, row, "edit", text, at)
-            return _update(row)
 
-    def delete_update(self, *, platform: str, message_id: str, at: datetime) -> StoredUpdate | None:
+        return self._change(platform=platform, message_id=message_id, at=at, event=event, changed_ts=changed_ts,
+                            apply=edit)
+
+    def delete_update(self, *, platform: str, message_id: str, at: datetime,
+                      event: tuple[str, str] | None = None, changed_ts: float | None = None) -> StoredUpdate | None:
         """Mark an answer deleted; its text stays in its revisions."""
-        with self._tx() as s:
-            row = s.scalar(
-                select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id)
-                .with_for_update()
-            )
-            if row is None:
-                return None
+
+        def delete(s: Session, row: UpdateRow) -> None:
             if not row.deleted:
                 row.deleted = True
                 self._revise(s, row, "delete", "", at)
-            return _update(row)
+
+        return self._change(platform=platform, message_id=message_id, at=at, event=event, changed_ts=changed_ts,
+                            apply=delete)
 
     def assign_section(self, *, update_id: int, section_key: str, cycle_id: int | None = None,
                        at: datetime) -> StoredUpdate | None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import inspect
 
+from bot.errors import AlreadyHandled
 from bot.model import Summary, SummaryItem
 from storage.db import current_revision, ensure_schema, head_revision, make_engine
 from storage.repo import Store
+
+from .conftest import ROOT
 
 T0 = datetime(2024, 10, 15, 3, 0, tzinfo=UTC)
 
@@ -22,9 +26,12 @@ def store_for(url: str) -> Store:
     return store
 
 
+HEAD = sorted(p.name[:4] for p in (ROOT / "storage" / "migrations" / "versions").glob("0*.py"))[-1]
+
+
 def test_migrations_create_every_table(prepared_db: str) -> None:
     engine = make_engine(prepared_db)
-    assert current_revision(engine) == head_revision(engine) == "0004"
+    assert current_revision(engine) == head_revision(engine) == HEAD
     assert set(inspect(engine).get_table_names()) >= {
         "teams", "sections", "members", "cycles", "updates", "update_revisions", "skips",
         "processed_events", "outgoing_messages", "summaries", "away", "identities", "alembic_version"}
@@ -33,7 +40,7 @@ def test_migrations_create_every_table(prepared_db: str) -> None:
 def test_empty_sqlite_is_upgraded_on_open(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
     ensure_schema(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == HEAD
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -135,7 +142,62 @@ def test_a_database_at_the_first_migration_is_upgraded_keeping_its_rows(tmp_path
         conn.exec_driver_sql("INSERT INTO teams (key, title) VALUES ('t', 'T')")
         conn.exec_driver_sql("INSERT INTO cycles (team_id, label, imported) VALUES (1, '2024-W40', 1)")
     ensure_schema(engine)  # SQLite: upgraded on open
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == HEAD
     store = Store(engine)
     cycle = store.find_cycle(team_key="t", label="2024-W40")
     assert cycle is not None and (cycle.imported, cycle.created_text) == (True, None)
+
+
+def test_a_change_and_its_event_mark_commit_together(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    # an edit of a message not stored yet changes nothing and marks nothing: its redelivery is applied
+    assert store.edit_update(platform="slack", message_id="D1:1.1", text="edited", at=T0,
+                             event=("slack", "Ev-edit"), changed_ts=2.0) is None
+    assert store.event_seen(platform="slack", event_id="Ev-edit") is False
+    first, created = store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                                      message_id="D1:1.1", text="first", at=T0, late=False,
+                                      event=("slack", "Ev-new"), changed_ts=1.0)
+    assert created and store.event_seen(platform="slack", event_id="Ev-new")
+    with pytest.raises(AlreadyHandled):  # the same delivery again: nothing is stored twice
+        store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                         message_id="D1:1.1", text="first", at=T0, late=False, event=("slack", "Ev-new"))
+    store.edit_update(platform="slack", message_id="D1:1.1", text="edited", at=T0,
+                      event=("slack", "Ev-edit"), changed_ts=2.0)
+    with pytest.raises(AlreadyHandled):
+        store.edit_update(platform="slack", message_id="D1:1.1", text="edited", at=T0,
+                          event=("slack", "Ev-edit"), changed_ts=2.0)
+    store.delete_update(platform="slack", message_id="D1:1.1", at=T0, event=("slack", "Ev-del"), changed_ts=3.0)
+    # a late retry of the edit under a new delivery id is older than the deletion: it does not undo it
+    late = store.edit_update(platform="slack", message_id="D1:1.1", text="edited", at=T0,
+                             event=("slack", "Ev-edit-retry"), changed_ts=2.0)
+    assert late is not None and late.deleted
+    assert [(r.action, r.text) for r in store.revisions(update_id=first.id)] == [
+        ("create", "first"), ("edit", "edited"), ("delete", "")]
+    assert store.event_seen(platform="slack", event_id="Ev-edit-retry")
+
+
+def test_two_writers_marking_one_event_apply_it_once(prepared_db: str) -> None:
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    store.add_update(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                     message_id="D1:1.1", text="first", at=T0, late=False)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def edit(n: int) -> None:
+        try:
+            store.edit_update(platform="slack", message_id="D1:1.1", text="edited", at=T0,
+                              event=("slack", "Ev-twice"), changed_ts=2.0)
+            result = "applied"
+        except AlreadyHandled:
+            result = "seen"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=edit, args=(n,)) for n in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes) == ["applied"] + ["seen"] * 5

@@ -596,31 +596,33 @@ class FeishuEdge(ChatEdge):
         if incoming is None:
             return  # not for us
         # the same message may come again under a new event id: its message id says so
-        outcome = self._handle(_event_id(data), lambda: self._incoming(incoming),
-                               message_key=f"msg:{incoming.message_id}", idempotent=True)
-        if outcome is None:
+        event_id = _event_id(data)
+        outcome = self._apply(lambda: self._incoming(incoming, event_id))
+        if not (outcome.replies or outcome.later):
             return
         chat_id = incoming.chat_id
         self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 
-    def _incoming(self, incoming: FeishuMessage) -> Outcome:
+    def _incoming(self, incoming: FeishuMessage, event_id: str | None) -> Outcome:
         self.directory.recognise(incoming.open_id)
         return self.chat.handle(Incoming(PLATFORM, incoming.open_id, incoming.kind, incoming.text,
-                                         message_id=incoming.message_id), strict=True)
+                                         message_id=incoming.message_id, event_id=event_id), strict=True)
 
     def _on_recall(self, data: Any) -> None:
         """A recalled (撤回) message is a deleted one: its update is removed."""
         message_id, chat_id = str(data.event.message_id or ""), str(data.event.chat_id or "")
-        outcome = self._handle(_event_id(data), lambda: self._recalled(message_id), idempotent=False)
-        if outcome is not None and outcome.replies:
+        event_id = _event_id(data)
+        outcome = self._apply(lambda: self._recalled(message_id, event_id))
+        if outcome.replies:
             self._later(lambda: self._deliver(outcome, lambda r: self.sender.post_chat(chat_id, r)))
 
-    def _recalled(self, message_id: str) -> Outcome:
+    def _recalled(self, message_id: str, event_id: str | None) -> Outcome:
         stored = self.app.service.update_for_message(PLATFORM, message_id) if message_id else None
         open_id = self.directory.known_ids().get(stored.member_key) if stored else None
         if stored is None or open_id is None:
             return Outcome()
-        return self.chat.handle(Incoming(PLATFORM, open_id, "delete", message_id=message_id), strict=True)
+        return self.chat.handle(Incoming(PLATFORM, open_id, "delete", message_id=message_id, event_id=event_id),
+                                strict=True)
 
     # -- card buttons --------------------------------------------------------------------------
     def _on_card_action(self, data: Any) -> Any:
@@ -630,8 +632,9 @@ class FeishuEdge(ChatEdge):
         value = (event.action.value if event.action else None) or {}
         action, arg = str(value.get("action") or ""), str(value.get("value") or "")
         chat_id = getattr(event.context, "open_chat_id", None) if event.context else None
-        if not open_id or not action or not self._first_time(_event_id(data)):
+        if not open_id or not action:
             return P2CardActionTriggerResponse({})
+        event_id = _event_id(data)
 
         def here(reply: Reply) -> None:
             if chat_id:
@@ -641,7 +644,7 @@ class FeishuEdge(ChatEdge):
 
         def run() -> Outcome:
             self.directory.recognise(open_id)
-            return self.chat.handle(Incoming(PLATFORM, open_id, "action", action=action, value=arg))
+            return self.chat.handle(Incoming(PLATFORM, open_id, "action", action=action, value=arg, event_id=event_id))
 
         if action in SLOW_ACTIONS:
             self._later(lambda: self._deliver(self._safely(run), here))

@@ -148,6 +148,7 @@ class DirectMessage:
     channel: str
     ts: str
     text: str = ""
+    changed: float | None = None  # when the message was written, edited or deleted (Slack's ts)
 
     @property
     def message_id(self) -> str:
@@ -169,20 +170,33 @@ def classify(event: dict[str, Any]) -> DirectMessage | None:
     if subtype in _PLAIN_SUBTYPES:
         if _from_bot(event) or not event.get("user"):
             return None
-        return DirectMessage("message", event["user"], channel, str(event.get("ts")), event.get("text") or "")
+        return DirectMessage("message", event["user"], channel, str(event.get("ts")), event.get("text") or "",
+                             _ts(event.get("ts")))
     if subtype == "message_changed":
         new, old = event.get("message") or {}, event.get("previous_message") or {}
         if _from_bot(new) or not new.get("user") or new.get("subtype") not in _PLAIN_SUBTYPES:
             return None
         if old and new.get("text") == old.get("text"):  # a link unfurled, a file added: nothing to store
             return None
-        return DirectMessage("edit", new["user"], channel, str(new.get("ts")), new.get("text") or "")
+        edited = new.get("edited")
+        when = edited.get("ts") if isinstance(edited, dict) else None
+        return DirectMessage("edit", new["user"], channel, str(new.get("ts")), new.get("text") or "",
+                             _ts(when or event.get("event_ts") or event.get("ts")))
     if subtype == "message_deleted":
         old = event.get("previous_message") or {}
         if _from_bot(old) or not old.get("user"):
             return None
-        return DirectMessage("delete", old["user"], channel, str(event.get("deleted_ts") or old.get("ts")))
+        return DirectMessage("delete", old["user"], channel, str(event.get("deleted_ts") or old.get("ts")),
+                             changed=_ts(event.get("event_ts") or event.get("ts")))
     return None
+
+
+def _ts(value: object) -> float | None:
+    """A Slack timestamp (`"1728957600.000200"`) as a number, for ordering changes; None when it is none."""
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
 
 
 # -- people ----------------------------------------------------------------------------------
@@ -344,19 +358,17 @@ class SlackEdge(ChatEdge):
         dm = classify(event)
         if dm is None:
             return
-        outcome = self._handle(
-            body.get("event_id"), lambda: self._direct_message(dm),
-            # the same message may come again under a new event id: its ts says so
-            message_key=f"ts:{dm.message_id}" if dm.kind == "message" else None, idempotent=dm.kind == "message",
-        )
-        if outcome is None:
+        event_id = str(body.get("event_id") or "") or None
+        outcome = self._apply(lambda: self._direct_message(dm, event_id))
+        if not (outcome.replies or outcome.later):
             return
         context[PENDING] = Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later)
 
-    def _direct_message(self, dm: DirectMessage) -> Outcome:
+    def _direct_message(self, dm: DirectMessage, event_id: str | None) -> Outcome:
         self.directory.recognise(dm.user)
         text = from_slack(dm.text, self.directory.name_of) if dm.kind != "delete" else ""
-        return self.chat.handle(Incoming(PLATFORM, dm.user, dm.kind, text, message_id=dm.message_id), strict=True)
+        return self.chat.handle(Incoming(PLATFORM, dm.user, dm.kind, text, message_id=dm.message_id,
+                                         event_id=event_id, ts=dm.changed), strict=True)
 
     def _after_message(self, context: BoltContext) -> None:
         """After the ack: the replies, in the DM the message came from."""
