@@ -1013,12 +1013,12 @@ def summarize_offline(request: SummaryRequest) -> Summary:
     picked_goals.sort(key=lambda c: (c.section, c.kind, c.order))
     ranked = sorted(_unique(lessons), key=lambda c: (c.kind, c.section, c.order))
     picked_lessons = _spread_ranked(ranked, MAX_LESSONS, LESSONS_PER_SECTION)
-    def item(c: _Candidate) -> SummaryItem:
+    def sourced(c: _Candidate) -> SummaryItem:
         return SummaryItem(c.text, tuple(sorted(c.sources, key=lambda k: position.get(k, len(position)))))
 
     return Summary(
-        reflections=[item(c) for c in picked_lessons],
-        next_week=[item(c) for c in picked_goals],
+        reflections=[sourced(c) for c in picked_lessons],
+        next_week=[sourced(c) for c in picked_goals],
         source="offline", note=NOTE[language], dropped=dropped, calls=0,
     )
 

@@ -99,7 +99,7 @@ def test_check_accepts_a_valid_file(tmp_path: Path) -> None:
     result = run_cli("check", "--config", str(tmp_path / "team.yaml"), "--db", f"sqlite:///{tmp_path}/w.db")
     assert result.returncode == 0, result.stderr
     assert f"ok  {tmp_path / 'team.yaml'}: 1 team(s), 8 section(s), 7 member(s)" in result.stdout
-    assert "at migration 0002 (head 0002)" in result.stdout
+    assert "at migration 0004 (head 0004)" in result.stdout
 
 
 @pytest.mark.parametrize("broken", [

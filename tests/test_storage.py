@@ -24,7 +24,7 @@ def store_for(url: str) -> Store:
 
 def test_migrations_create_every_table(prepared_db: str) -> None:
     engine = make_engine(prepared_db)
-    assert current_revision(engine) == head_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision(engine) == "0004"
     assert set(inspect(engine).get_table_names()) >= {
         "teams", "sections", "members", "cycles", "updates", "update_revisions", "skips",
         "processed_events", "outgoing_messages", "summaries", "alembic_version"}
@@ -33,7 +33,7 @@ def test_migrations_create_every_table(prepared_db: str) -> None:
 def test_empty_sqlite_is_upgraded_on_open(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
     ensure_schema(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0004"
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -135,7 +135,7 @@ def test_a_database_at_the_first_migration_is_upgraded_keeping_its_rows(tmp_path
         conn.exec_driver_sql("INSERT INTO teams (key, title) VALUES ('t', 'T')")
         conn.exec_driver_sql("INSERT INTO cycles (team_id, label, imported) VALUES (1, '2024-W40', 1)")
     ensure_schema(engine)  # SQLite: upgraded on open
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0004"
     store = Store(engine)
     cycle = store.find_cycle(team_key="t", label="2024-W40")
     assert cycle is not None and (cycle.imported, cycle.created_text) == (True, None)
