@@ -463,9 +463,8 @@ _LACK_ZH = re.compile(r"(?:无|没有|缺少|缺乏|未设置|未配置|未做|�
                       r"(?:备用|备份|冗余|兜底|预案|监控|告警|提醒|超时|重试|限流|熔断|校验|灰度|回滚|切换)[^，,；;。]{0,8}"
                       r"|内存泄[露漏][^，,；;。]{0,8}|单点[^，,；;。]{0,8}|(?:到期|过期)(?:失效|中断|停用|未续)[^，,；;。]{0,8}")
 _LACK_EN = re.compile(r"\b(?:no|without(?: a| any)?|missing|lacked|lacks|lack of)\s+(?:backup|fallback|failover|redundancy|"
-                      r"alerts?|alerting|monitoring|timeout|retr(?:y|ies)|rollback|expiry reminder)s?\b[^,;.]{0,20}"
-                      r"|\bmemory leak\b[^,;.]{0,20}|\bsingle point of failure\b|\bexpired\b[^,;.]{0,20}",
-                      re.IGNORECASE)
+                      r"alerts?|alerting|monitoring|timeout|retr(?:y|ies)|rollback|expiry reminder)s?\b(?: [a-z]+){0,2}"
+                      r"|\bmemory leak\b|\bsingle point of failure\b|\bexpired\b", re.IGNORECASE)
 _RISK_LABEL = re.compile(r"风险|问题|隐患|阻塞|卡点|risks?\b|issues?\b|blockers?|concerns?", re.IGNORECASE)
 _RISK_TEXT = re.compile(r"风险|隐患|阻塞|卡点|受阻|延期|推迟|滞后|即将到期|到期|\bat risk\b|\bblock(?:ed|er|ing)\b|"
                         r"\bdelayed\b|\bslipp(?:ed|ing)\b|\brisks?\b|\bexpir(?:es|ing)\b", re.IGNORECASE)
@@ -477,6 +476,8 @@ _GOOD_METRIC = re.compile(r"交易量|交易额|交易笔数|成功率|可用性
 _BAD_METRIC = re.compile(r"差错|误拦|误报|告警|延迟|时长|耗时|慢查询|故障|投诉|失败|错误|拒付|成本|"
                          r"errors?|latency|chargebacks?|failures?|complaints?|costs?|incidents?", re.IGNORECASE)
 _EXPLAINED = re.compile(r"假期|节假日|节前|节后|国庆|春节|季节|holiday|seasonal", re.IGNORECASE)
+_CAUGHT = re.compile(r"(?=.*(?:告警|alert))(?=.*(?:未影响|未造成影响|无影响|没有影响|no impact|without impact))",
+                     re.IGNORECASE)
 _RECOVERY = re.compile(r"恢复|已补|补单|重跑|已处理|已修复|已回滚|回滚后|扩容后|重启后|无资金损失|影响时长|持续\d|"
                        r"recovered|restored|fixed|rerun|rolled back", re.IGNORECASE)
 
@@ -502,10 +503,12 @@ _FALLBACK_ADVICE: dict[Lang, str] = {"zh": "要补上这一环", "en": "close th
 _LESSON_WORDS: dict[Lang, dict[str, str]] = {
     "zh": {"caused": "{cause}导致{effect}{when}，{advice}", "cause_only": "{effect}{when}，原因是{cause}，{advice}",
            "root": "要从根因上补防护",
-           "review": "{effect}{when}，需复盘根因", "risk": "风险：{text}", "decline": "{text}，需查明原因",
+           "review": "{effect}{when}，需复盘根因",
+           "caught": "{effect}{when}，告警和值班及时介入、未造成影响，监控有效，仍需复盘根因", "risk": "风险：{text}", "decline": "{text}，需查明原因",
            "when": "（{dates}）", "join": "、", "times": "，共{n}次"},
-    "en": {"caused": "{cause} caused {effect}{when}; {advice}", "cause_only": "{effect}{when} was caused by {cause};"
-           " {advice}", "root": "fix it at the root", "review": "{effect}{when}: review the root cause", "risk": "Risk: {text}",
+    "en": {"caused": "{effect}{when}: caused by {cause}; {advice}", "cause_only": "{effect}{when}: caused by {cause};"
+           " {advice}", "root": "fix it at the root", "review": "{effect}{when}: review the root cause",
+           "caught": "{effect}{when}: the alert and on-call caught it with no impact; still review the root cause", "risk": "Risk: {text}",
            "decline": "{text}; find out why", "when": " ({dates})", "join": ", ", "times": ", {n} times"},
 }
 
@@ -557,8 +560,9 @@ def _merge_key(text: str) -> str:
 
 
 def _finish(text: str) -> str:
-    """End the text as a sentence, in the punctuation of its own language."""
+    """End the text as a sentence, in the punctuation of its own language (and capitalised, in English)."""
     text = text.strip().rstrip("，,、；;：: ")
+    text = text[:1].upper() + text[1:]
     if not text or text[-1] in _END_PUNCT:
         return text
     return text + ("。" if _CJK.search(text) else ".")
@@ -646,8 +650,9 @@ def _as_goal(clause: str, language: Lang, before: str = "") -> str:
             subj = _ZH_LEAD.sub("", m["subj"]).strip()
             return f"推进{subj.removeprefix('推进')}（当前{m['pct']}）" if subj else text
         text = _ZH_LEAD.sub("", text) or text
+        text = re.sub(r"(?<=\S)(?:计划|预计|拟)?(?:于|在)?下(?:周|一?阶段)(?=\S)", "", text)  # 通道计划下周接入 → 通道接入
         text = _as_goal_zh(text)
-        return f"{before}，{text}" if before and len(text) < 12 else text
+        return f"{before}，{text}" if before and len(text) < 8 else text
     if m := _EN_PROGRESS.match(text) or (_EN_PROGRESS.match(before + text) if before else None):
         return f"finish the {m['subj'].strip()} (now {m['pct']})"
     text = _EN_LEAD.sub("", _EN_PLANNED.sub("", text)).strip() or text
@@ -723,8 +728,7 @@ def _cause(text: str, language: Lang) -> tuple[str, str] | None:
             continue
         effect = _trim(groups.get("effect") or "")
         if not effect:
-            effect = next((c for c in _clauses(text[:m.start()] + "，" + text[m.end():])
-                           if not _RECOVERY.search(c) and not _lack(c)), "")
+            effect = _effect(_clauses(text[:m.start()]) + _clauses(text[m.end():]))
         return cause, effect
     return None
 
@@ -741,16 +745,22 @@ def _lesson(statement: _Statement, language: Lang) -> tuple[_Candidate, str, str
     section = statement.section.key
     if cause or lack or statement.incident:
         c, effect = cause or ("", "")
+        if not effect and lack and (holder := next((x for x in _clauses(text) if lack in x), "")):
+            rest = _trim(re.sub(r"\s*(?:with|and|but)?\s*$", "", holder.replace(lack, " ").strip()))
+            effect = rest if len(rest) >= 8 and rest != holder else ""
         if not effect:
-            effect = next((x for x in _clauses(text) if (not lack or lack not in x) and not _RECOVERY.search(x)),
-                          "") or _clauses(text)[0]
+            effect = _effect(_clauses(text)) or _clauses(text)[0]
         kind = 0 if c else 1 if lack else 2
+        caught = not c and not lack and bool(_CAUGHT.search(text))
         group = "|".join(_norm(k) for k in (c, lack) if k)
         cand = _Candidate(kind, 0, statement.order, "", (section,), group, [effect], [date] if date else [])
-        cand.text = _lesson_text(cand, c, lack, language)
+        cand.text = (_finish(words["caught"].format(effect=effect, when=_when([date], language))) if caught
+                     else _lesson_text(cand, c, lack, language))
         return cand, c, lack
     full_clauses = _clauses(statement.full)
-    if (_RISK_LABEL.search(statement.labels) or _RISK_TEXT.search(text)) and not _NOT_RISK.search(statement.full):
+    settled = says_done(text) and not is_open(text)  # 续期已完成: a risk no more
+    if (_RISK_LABEL.search(statement.labels) or _RISK_TEXT.search(text)) and not _NOT_RISK.search(statement.full) \
+            and not settled:
         body = text if _RISK_LABEL.search(statement.labels) else _trim(statement.full)
         risk = body if re.match(r"^(?:风险|risk)", body, re.IGNORECASE) else words["risk"].format(text=body)
         return _Candidate(3, 0, statement.order, _finish(risk), (section,)), "", ""
@@ -762,6 +772,22 @@ def _lesson(statement: _Statement, language: Lang) -> tuple[_Candidate, str, str
             decline = _finish(words["decline"].format(text=_trim(statement.full)))
             return _Candidate(4, 0, statement.order, decline, (section,)), "", ""
     return None
+
+
+_PROBLEM = re.compile(r"超时|延迟|失败|异常|丢失|中断|超过|超出|升高|变慢|报错|错误|告警|积压|拥堵|宕机|不可用|下降|"
+                      r"late|fail|timed out|timeout|error|outage|down|slow|lost|spike", re.IGNORECASE)
+
+
+def _effect(clauses: Sequence[str]) -> str:
+    """What went wrong: the first clause naming a problem (with the next when it names one too), not a
+    recovery nor a missing safeguard; else the first clause that is neither."""
+    usable = [c for c in clauses if not _RECOVERY.search(c) and not _lack(c)]
+    for i, clause in enumerate(usable):
+        if _PROBLEM.search(clause):
+            if i + 1 < len(usable) and _PROBLEM.search(usable[i + 1]) and len(clause) < 16:
+                return f"{clause}{'，' if _CJK.search(clause) else ', '}{usable[i + 1]}"
+            return clause
+    return usable[0] if usable else ""
 
 
 def _lack(text: str) -> str:
@@ -777,12 +803,17 @@ def _listed(things: Sequence[str], language: Lang, most: int = 3) -> str:
     return shown + (("等" if language == "zh" else " and others") if len(things) > most else "")
 
 
+def _when(dates: Sequence[str], language: Lang) -> str:
+    """`（10/08、10/10）` / ` (10/08, 10/10)`, or nothing."""
+    shown = list(dict.fromkeys(d for d in dates if d))
+    return _LESSON_WORDS[language]["when"].format(dates=_listed(shown, language)) if shown else ""
+
+
 def _lesson_text(cand: _Candidate, cause: str, lack: str, language: Lang) -> str:
     """The lesson's sentence from its cause, effects (several when grouped), dates and missing safeguard."""
     words = _LESSON_WORDS[language]
     effects = _listed(list(dict.fromkeys(e for e in cand.effects if e)), language)
-    dates = list(dict.fromkeys(d for d in cand.dates if d))
-    when = words["when"].format(dates=_listed(dates, language)) if dates else ""
+    when = _when(cand.dates, language)
     times = len(set(zip(cand.effects, cand.dates or [""] * len(cand.effects), strict=False)))
     if times > 1:
         when += words["times"].format(n=times)
