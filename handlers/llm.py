@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,11 @@ from bot.config import Settings
 from bot.summarize import ChatReply, ChatTimeout, ChatUnavailable, Summarizer, SummaryCache
 
 logger = logging.getLogger(__name__)
+if not os.environ.get("WEEKLY_DEBUG"):
+    # the SDK logs each refused or retried request (at DEBUG, or at INFO/DEBUG with OPENAI_LOG set), and
+    # httpx each request at INFO: weekly-bot says what matters once, in the summary's note
+    for _name in ("openai", "httpx", "httpcore"):
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 Mode = Literal["json_schema", "json_object_schema", "json_object", "text"]
 MODES: tuple[Mode, ...] = ("json_schema", "json_object_schema", "json_object", "text")

@@ -23,8 +23,8 @@ ANSWER = {
 }
 
 
-def cli(tmp_path: Path, *args: str, base_url: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+def cli(tmp_path: Path, *args: str, base_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**extra, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'weekly.db'}", "OPENAI_API_KEY": "sk-test",
            "OPENAI_BASE_URL": base_url, "WEEKLY_LLM_MODEL": "fake-model", "WEEKLY_LLM_TIMEOUT": "3"}
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path,
@@ -91,7 +91,7 @@ def test_a_llama_cpp_like_server_is_answered_on_the_first_report_and_stderr_hold
     with FakeOpenAI(script) as server:
         cli(tmp_path, "import", str(W40), base_url=server.base_url)
         first = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json",
-                    base_url=server.base_url)
+                    base_url=server.base_url, OPENAI_LOG="debug")  # the SDK's own logging asked for, even
         formats = [(b.get("response_format") or {}).get("type") for b in server.requests]
         cli(tmp_path, "import", str(EXAMPLES / "report-2024-W39.md"), base_url=server.base_url)
         second = cli(tmp_path, "report", "--cycle", "2024-W39", "--summarize", base_url=server.base_url)
@@ -104,3 +104,4 @@ def test_a_llama_cpp_like_server_is_answered_on_the_first_report_and_stderr_hold
     for out in (first, second):
         assert all(line.startswith("weekly-bot:") for line in out.stderr.splitlines()), out.stderr
     assert "2 LLM item(s) kept, 2 dropped" in first.stderr
+    assert len(first.stderr.splitlines()) == 3, first.stderr  # the summary line and one per dropped item, no SDK log
