@@ -733,8 +733,9 @@ def _cause(text: str, language: Lang) -> tuple[str, str] | None:
     return None
 
 
-def _lesson(statement: _Statement, language: Lang) -> tuple[_Candidate, str, str] | None:
-    """A lesson from an incident's cause, a missing safeguard, a risk or blocker, or a decline."""
+def _lesson(statement: _Statement, language: Lang, settled: bool) -> tuple[_Candidate, str, str] | None:
+    """A lesson from an incident's cause, a missing safeguard, a risk or blocker, or a decline;
+    `settled`: the statement reports something done and nothing open (续期已完成: a risk no more)."""
     words = _LESSON_WORDS[language]
     text = _trim(statement.text)
     date = ""
@@ -758,7 +759,6 @@ def _lesson(statement: _Statement, language: Lang) -> tuple[_Candidate, str, str
                      else _lesson_text(cand, c, lack, language))
         return cand, c, lack
     full_clauses = _clauses(statement.full)
-    settled = says_done(text) and not is_open(text)  # 续期已完成: a risk no more
     if (_RISK_LABEL.search(statement.labels) or _RISK_TEXT.search(text)) and not _NOT_RISK.search(statement.full) \
             and not settled:
         body = text if _RISK_LABEL.search(statement.labels) else _trim(statement.full)
@@ -991,6 +991,7 @@ def summarize_offline(request: SummaryRequest) -> Summary:
     position = {s.key: i for i, s in enumerate(request.sections)}
     texts = _Texts([s.full for s in statements])
     open_, flagged = texts.open(), texts.reflective()
+    done_ = _clauses_done([s.full for s in statements])
     goals: list[_Candidate] = []
     lessons: list[_Candidate] = []
     drafted: list[tuple[_Candidate, str, str]] = []
@@ -1007,7 +1008,7 @@ def summarize_offline(request: SummaryRequest) -> Summary:
             goals.append(_Candidate(0, where, statement.order,
                                     _finish(_with_label(label or _title(statement.section), joined, language)), sources))
             continue
-        found = _lesson(statement, language) if (statement.incident or i in flagged or i in open_
+        found = _lesson(statement, language, i in done_ and i not in open_) if (statement.incident or i in flagged or i in open_
                                                   or _CAUSE_HINT.search(statement.text)
                                                   or _LACK_ZH.search(statement.text)
                                                   or _LACK_EN.search(statement.text)) else None
