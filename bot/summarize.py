@@ -345,8 +345,11 @@ class Guarded:
 def guard(answer: Answer, sections: Mapping[str, SectionText], prompt_text: str = "") -> Guarded:
     """Keep the items that are sentences about the report (no placeholder, no echo of the prompt) whose
     sources are this report's sections and whose numbers appear in them; report the rest and why."""
+    from bot.summary_offline import says_done
+
     out = Guarded()
     out.dropped.extend(answer.malformed)
+    lessons: set[str] = set()
     for part in PARTS:
         seen: set[str] = set()
         for raw in getattr(answer, part):
@@ -356,6 +359,12 @@ def guard(answer: Answer, sections: Mapping[str, SectionText], prompt_text: str 
                 continue
             seen.add(text)
             reason = placeholder(text, sections, prompt_text) or untraceable(text, sources, sections)
+            if reason is None and part == "reflections":
+                lessons.add(_bare(text))
+            elif reason is None and _bare(text) in lessons:
+                reason = "also a lesson"
+            elif reason is None and says_done(text):
+                reason = "a finished result, not a goal"
             if reason:
                 out.dropped.append({"part": part, "text": text, "sources": list(sources), "reason": reason})
             else:

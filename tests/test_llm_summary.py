@@ -594,3 +594,16 @@ def test_the_stream_is_closed_when_the_budget_ends_so_the_server_stops() -> None
                                                          "(rule-based draft)")
     assert elapsed < 1.5
     assert server.aborted == 1  # the client hung up mid-answer: a real server stops generating
+
+
+def test_a_finished_result_or_a_lesson_is_no_goal() -> None:
+    reply = {"reflections": GOOD["reflections"],
+             "next_week": [{"text": "外部通道都要有备份和到期提醒。", "sources": ["settlement"]},
+                           {"text": "招商银行直连联调完成。", "sources": ["settlement"]},
+                           {"text": "招商银行直连上线准备。", "sources": ["settlement"]}]}
+    with FakeOpenAI(answer(reply)) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+
+    assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",))]
+    assert [(d["text"], d["reason"]) for d in summary.dropped] == [
+        ("外部通道都要有备份和到期提醒。", "also a lesson"), ("招商银行直连联调完成。", "a finished result, not a goal")]
