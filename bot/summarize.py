@@ -30,11 +30,12 @@ Part = Literal["reflections", "next_week"]
 PARTS: tuple[Part, Part] = ("reflections", "next_week")
 MESSAGE_OVERHEAD = 8  # role and framing tokens per chat message, rounded up
 MAX_MERGE_ROUNDS = 3
-MAX_ANSWER_ITEMS = 14  # the prompt asks for at most 6 lessons and 8 goals
+MAX_PER_PART = {"reflections": 6, "next_week": 8}  # what the prompt asks for, and the schema holds to
+MAX_ANSWER_ITEMS = sum(MAX_PER_PART.values())
 ANSWER_TOKENS_PER_ITEM = 90  # a Chinese sentence of ~50 characters, its sources and the JSON around it
 MAX_ANSWER_TOKENS = MAX_ANSWER_ITEMS * ANSWER_TOKENS_PER_ITEM + 64
 MIN_CJK_CHARS = 6  # shorter is a label or a placeholder, not a sentence
-MIN_WORDS = 3
+MIN_WORDS = 4
 _CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]")
 # A thousands comma only counts when three digits follow, so "3,120" is one number and "1,2" two.
 _NUMBER = re.compile(r"\d+(?:,\d{3}(?!\d))*(?:[.:/]\d+)*%?")
@@ -205,13 +206,15 @@ def answer_schema(keys: Sequence[str]) -> dict[str, Any]:
         source["enum"] = list(keys)
     item = {
         "type": "object",
-        "properties": {"text": {"type": "string"}, "sources": {"type": "array", "items": source}},
+        "properties": {"text": {"type": "string"}, "sources": {"type": "array", "items": source, "minItems": 1}},
         "required": ["text", "sources"],
         "additionalProperties": False,
     }
     return {
         "type": "object",
-        "properties": {part: {"type": "array", "items": item} for part in PARTS},
+        # at least one item each: a grammar-constrained small model otherwise answers two empty lists
+        "properties": {part: {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_PER_PART[part]}
+                       for part in PARTS},
         "required": list(PARTS),
         "additionalProperties": False,
     }
@@ -723,7 +726,7 @@ def _why_none(dropped: Sequence[Mapping[str, object]]) -> str:
     counts: dict[str, int] = {}
     for d in dropped:
         reason = str(d.get("reason", "?"))
-        reason = re.sub(r" [^ ]+ not in its sources$", " not in its sources", reason)
+        reason = re.sub(r"^number .* not in its sources$", "number not in its sources", reason)
         reason = re.sub(r"^(unknown source|source) .*", r"\1", reason)
         counts[reason] = counts.get(reason, 0) + 1
     listed = ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in sorted(counts.items(), key=lambda x: -x[1]))
