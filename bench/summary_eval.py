@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ class Score:
     dup: int = 0
     done_goals: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    note: str | None = None
 
 
 def load_case(path: Path) -> Case:
@@ -131,7 +133,8 @@ def score(case: Case, summary: Summary, seconds: float) -> Score:
            + len(goal_keys) - len(set(goal_keys)))
     done = [i.text for i in summary.next_week if says_done(_strip_carried(i.text))]
     return Score(case.name, summary.source, len(summary.reflections), len(summary.next_week), cov,
-                 [str(d.get("reason", "?")) for d in summary.dropped], dup, done, seconds)
+                 [re.sub(r"^number .* not in its sources$", "number not in its sources", str(d.get("reason", "?")))
+                  for d in summary.dropped], dup, done, seconds, summary.note)
 
 
 def _strip_carried(text: str) -> str:
@@ -159,6 +162,8 @@ def print_table(scores: list[Score], out: list[str]) -> None:
     if reasons:
         out.append("dropped because: " + "; ".join(f"{r} ×{n}" for r, n in reasons.most_common()))
     for s in scores:
+        if s.note and s.source == "offline" and not s.note.startswith(("规则草稿", "Rule-based draft")):
+            out.append(f"{s.name}: {s.note}")
         for text in s.done_goals:
             out.append(f"finished result among the goals of {s.name}: {text}")
 
