@@ -720,6 +720,8 @@ def _advice(text: str, language: Lang, default: str | None = None, *, causes_onl
 
 def _cause(text: str, language: Lang) -> tuple[str, str] | None:
     """(cause, effect) when the statement says why something happened (原因是…, …导致…, caused by …)."""
+    if not _CAUSE_HINT.search(text):
+        return None
     for m in (_CAUSE_ZH.finditer(text) if _CJK.search(text) else _CAUSE_EN.finditer(text)):
         groups = m.groupdict()
         cause = _trim(next((groups[g] for g in ("cause", "root", "since", "lead") if groups.get(g)), ""))
