@@ -508,8 +508,9 @@ class Summarizer:
             reason = "LLM summary failed (unexpected error)"
         else:
             summary.latency_ms = self._ms_since(started)
-            if not run.partial:
-                self._cache_put(key, summary, cycle_id)
+            # a summary with a part from the rules is kept as the cycle's history (next cycle's last goals)
+            # under a key no lookup asks for: asking again calls the model again
+            self._cache_put(key if not run.partial else f"partial:{key}", summary, cycle_id)
             return summary
         return self._offline(request, reason, run, started)
 

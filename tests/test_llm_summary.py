@@ -536,13 +536,14 @@ def test_an_empty_answer_falls_back_and_is_not_cached() -> None:
     assert summary.reflections == summarize_offline(REQUEST).reflections
 
 
-def test_a_part_with_nothing_kept_comes_from_the_rules_and_the_whole_is_not_cached() -> None:
+def test_a_part_with_nothing_kept_comes_from_the_rules_and_the_whole_is_kept_as_history_not_cache() -> None:
     cache = DictCache()
     reply = {"reflections": [{"text": "一句话", "sources": ["settlement"]}], "next_week": GOOD["next_week"]}
     with FakeOpenAI(answer(reply)) as server:
         summary = summarizer(server.base_url, cache=cache).summarize(REQUEST)
 
-    assert summary.source == "llm" and cache.data == {}
+    assert summary.source == "llm" and list(cache.data) == ["partial:" + cache_key(REQUEST, "summary-zh-2", "test-model")]
+    assert cache.get(cache_key(REQUEST, "summary-zh-2", "test-model")) is None  # history, not a cache hit
     assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",)),
                                  SummaryItem("对账自动化上线（上期目标，延期）。", ("recon",))]
     assert summary.reflections == summarize_offline(REQUEST).reflections
