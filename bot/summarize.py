@@ -425,6 +425,7 @@ class _Run:
     tokens_out: int = 0
     dropped: list[dict[str, object]] = field(default_factory=list)
     partial: bool = False  # a part came from the offline rules: not worth caching
+    truncated: bool = False  # the last answer stopped at max_tokens
 
 
 @dataclass(frozen=True)
@@ -523,7 +524,8 @@ class Summarizer:
         if job.tokens(user) <= self.max_input_tokens:
             answer = self._ask(job, user, [s.key for s in present], run)
             if answer.count() == 0 and not answer.malformed:
-                raise AnswerError("empty answer: no items")
+                raise AnswerError("empty answer: no items" + (f"; cut off at max_tokens={MAX_ANSWER_TOKENS}"
+                                                               if run.truncated else ""))
             final = guard(answer, job.sections, job.prompt_text)
         else:
             final = self._split_and_merge(job, present, run)
@@ -591,6 +593,7 @@ class Summarizer:
                                    format_hint=job.prompt.format, max_tokens=MAX_ANSWER_TOKENS)
         run.tokens_in += reply.tokens_in or job.tokens(user)
         run.tokens_out += reply.tokens_out or estimate_tokens(reply.text)
+        run.truncated = reply.truncated
         try:
             answer = parse_answer(reply.text)
         except AnswerError as e:

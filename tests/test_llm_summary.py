@@ -566,6 +566,15 @@ def test_an_answer_cut_off_at_max_tokens_keeps_its_complete_items() -> None:
     assert [i.text for i in parse_answer(cut).reflections] == ["外部通道都要有备份和到期提醒。"]
 
 
+def test_an_answer_cut_off_before_its_first_item_says_so() -> None:
+    cut = answer('{"reflections": [{"text": "外部通道都要有备份' + "，" * 50)
+    cut.body["choices"][0]["finish_reason"] = "length"
+    with FakeOpenAI(cut) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+    assert summary.note == (f"LLM answer unusable (empty answer: no items; cut off at max_tokens={MAX_ANSWER_TOKENS}): "
+                            "offline summary used (rule-based draft)")
+
+
 @pytest.mark.parametrize(("item", "reason"), [
     ("清算成功率97.2%，需关注。", None),  # the source says 97.20%
     ("9月23日的清算差错已追回。", None),  # the source says 9/23
