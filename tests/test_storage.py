@@ -34,7 +34,7 @@ def test_migrations_create_every_table(prepared_db: str) -> None:
     assert current_revision(engine) == head_revision(engine) == HEAD
     assert set(inspect(engine).get_table_names()) >= {
         "teams", "sections", "members", "cycles", "updates", "update_revisions", "skips",
-        "processed_events", "outgoing_messages", "summaries", "away", "identities", "alembic_version"}
+        "processed_events", "outgoing_messages", "summaries", "away", "identities", "llm_modes", "alembic_version"}
 
 
 def test_empty_sqlite_is_upgraded_on_open(tmp_path) -> None:  # type: ignore[no-untyped-def]

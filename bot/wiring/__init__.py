@@ -66,5 +66,6 @@ def make_summarizer(settings: Settings, store: Store, clock: Clock = utcnow) -> 
     if not settings.llm_enabled:
         return None
     from handlers.llm import summarizer_from_settings
+    from storage.llm_modes import LlmModes
 
-    return summarizer_from_settings(settings, cache=StoredSummaries(store, clock))
+    return summarizer_from_settings(settings, cache=StoredSummaries(store, clock), modes=LlmModes(store.engine))

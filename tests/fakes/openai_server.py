@@ -2,6 +2,9 @@
 
 It records every request body and answers each one as the test's script says: a JSON answer,
 an error status (with headers such as Retry-After), a reply that comes too late, or garbage.
+A request with `"stream": true` gets a 200 chat completion as server-sent events, as real servers
+send it: the content in small chunks, then the finish reason, then the usage when the request asked
+for it (`stream_options.include_usage`) and the script reported some.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class FakeOpenAI:
     def __init__(self, script: Script | Reply) -> None:
         self.script: Script = script if callable(script) else sequence([script])
         self.requests: list[dict[str, Any]] = []
+        self.aborted = 0  # answers the client hung up on before they were sent whole
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -110,13 +114,18 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") != "/v1/chat/completions":
                 self._send(Reply(status=404, body={"error": {"message": f"no route {self.path}"}}))
                 return
-            reply = fake.record(json.loads(raw or b"{}"))
+            body = json.loads(raw or b"{}")
+            reply = fake.record(body)
             if reply.delay:
                 fake.wait(reply.delay)
-            self._send(reply)
+            self._send(reply, stream=bool(body.get("stream")),
+                       usage=bool((body.get("stream_options") or {}).get("include_usage")))
 
-        def _send(self, reply: Reply) -> None:
-            if isinstance(reply.body, str):
+        def _send(self, reply: Reply, *, stream: bool = False, usage: bool = False) -> None:
+            events = _as_events(reply.body, usage) if stream and reply.status == 200 else None
+            if events is not None:
+                payload, ctype = events.encode("utf-8"), "text/event-stream; charset=utf-8"
+            elif isinstance(reply.body, str):
                 payload, ctype = reply.body.encode("utf-8"), "text/plain; charset=utf-8"
             else:
                 payload, ctype = json.dumps(reply.body, ensure_ascii=False).encode("utf-8"), "application/json"
@@ -137,9 +146,32 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                     fake.wait(reply.trickle)
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting, as a timeout test intends
+                with fake._lock:
+                    fake.aborted += 1  # the client gave up waiting, as a timeout test intends
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
+
+
+CHUNK_CHARS = 7  # characters of content per streamed chunk
+
+
+def _as_events(body: Any, usage: bool) -> str | None:
+    """A chat completion body as the `data:` events of a stream; None for a body that is not one."""
+    try:
+        choice = body["choices"][0]
+        content = choice["message"]["content"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    base = {"id": body.get("id", "chatcmpl-fake"), "object": "chat.completion.chunk",
+            "created": body.get("created", 0), "model": body.get("model", "fake-model")}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    for i in range(0, len(content), CHUNK_CHARS):
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"content": content[i:i + CHUNK_CHARS]},
+                                            "finish_reason": None}]})
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]})
+    if usage and body.get("usage"):
+        chunks.append({**base, "choices": [], "usage": body["usage"]})
+    return "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks) + "data: [DONE]\n\n"
