@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-summarize", dest="summarize", action="store_false")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--force", action="store_true",
+                   help="with -o: write even through a symbolic link, or over the team file or the database")
 
     p = sub.add_parser("cycles", help="the team's cycles: past (stored), open and upcoming")
     _common(p)
@@ -136,10 +138,25 @@ def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return build_app(config=args.config, db=args.db)
 
 
-def _emit(text: str, output: str | None) -> None:
+def _kept_files(app, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]
+    """The files weekly-bot lives on, which `-o` must not overwrite by mistake."""
+    config = args.config or app.settings.weekly_config
+    db = app.store.engine.url.database if app.store.engine.url.get_backend_name() == "sqlite" else None
+    return [config] + ([db, f"{db}-wal", f"{db}-shm"] if db else [])
+
+
+def _emit(text: str, output: str | None, *, protect: Sequence[str] = (), force: bool = False) -> None:
     if output:
+        target = Path(output)
+        if not force:
+            if target.is_symlink():
+                raise ConfigError(f"{output}: is a symbolic link; not written (pass --force to write through it)")
+            for kept in protect:
+                if kept and target.exists() and Path(kept).exists() and target.resolve() == Path(kept).resolve():
+                    raise ConfigError(f"{output}: is {kept}, which weekly-bot uses; not overwritten "
+                                      "(pass --force if that is really meant)")
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            target.write_text(text, encoding="utf-8")
         except OSError as e:
             raise ConfigError(f"{output}: cannot write ({e.strerror})") from None
         print(f"wrote {output}", file=sys.stderr)
@@ -177,9 +194,10 @@ def cmd_report(args: argparse.Namespace) -> int:
                 print(f"weekly-bot:   dropped {d.get('part', 'carried goal')}: {str(d.get('text', ''))[:60]!r} — "
                       f"{d.get('reason')}", file=sys.stderr)
     if args.format == "json":
-        _emit(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n", args.output)
+        text = json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
     else:
-        _emit(report.markdown, args.output)
+        text = report.markdown
+    _emit(text, args.output, protect=_kept_files(app, args), force=args.force)
     return 0
 
 

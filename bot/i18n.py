@@ -164,6 +164,14 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "file_missing": {"zh": "{path}：文件不存在。", "en": "{path}: no such file"},
     "file_is_dir": {"zh": "{path}：这是目录，不是周报文件。", "en": "{path}: is a directory, not a report file"},
     "file_unreadable": {"zh": "{path}：无法读取（{why}）。", "en": "{path}: cannot read ({why})"},
+    "file_not_regular": {
+        "zh": "{path}：不是普通文件（管道、设备等无法作为周报导入）。",
+        "en": "{path}: not a regular file (a pipe or a device cannot be imported as a report)",
+    },
+    "file_too_big": {
+        "zh": "{path}：文件太大（{size} 字节，上限 {limit} 字节），不像一份周报。",
+        "en": "{path}: too big for a report ({size} bytes, limit {limit})",
+    },
     "file_empty": {"zh": "{path}：文件是空的。", "en": "{path}: the file is empty"},
     "file_binary": {"zh": "{path}：这是二进制文件，不是 Markdown 周报。", "en": "{path}: a binary file, not a Markdown report"},
     "file_not_utf8": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import stat
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,7 @@ from bot.titles import norm_title, sections_named
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20000
+MAX_REPORT_BYTES = 5 * 1024 * 1024  # a weekly report is tens of kB; a year of them still far below this
 IMPORT_MEMBER = "(import)"
 Clock = Callable[[], datetime]
 
@@ -736,13 +738,23 @@ def _read_report(path: str) -> ParsedReport:
     """A report file, parsed, or one clear line saying why not."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        info = p.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError("file_is_dir", path=path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends
+            raise UserError("file_not_regular", path=path)
+        if info.st_size > MAX_REPORT_BYTES:
+            raise UserError("file_too_big", path=path, size=info.st_size, limit=MAX_REPORT_BYTES)
+        with p.open("rb") as f:
+            raw = f.read(MAX_REPORT_BYTES + 1)
     except FileNotFoundError:
         raise UserError("file_missing", path=path) from None
     except IsADirectoryError:
         raise UserError("file_is_dir", path=path) from None
     except OSError as e:
         raise UserError("file_unreadable", path=path, why=e.strerror) from None
+    if len(raw) > MAX_REPORT_BYTES:
+        raise UserError("file_too_big", path=path, size=len(raw), limit=MAX_REPORT_BYTES)
     if not raw.strip():
         raise UserError("file_empty", path=path)
     if b"\x00" in raw:

@@ -35,6 +35,8 @@ MAX_PER_PART = {"reflections": 6, "next_week": 8}  # what the prompt asks for, a
 MAX_ANSWER_ITEMS = sum(MAX_PER_PART.values())
 ANSWER_TOKENS_PER_ITEM = 90  # a Chinese sentence of ~50 characters, its sources and the JSON around it
 MAX_ANSWER_TOKENS = MAX_ANSWER_ITEMS * ANSWER_TOKENS_PER_ITEM + 64
+MAX_ITEM_CHARS = 400  # a sentence the prompt asks for is ~50; a longer "item" is not one
+MAX_ANSWER_CHARS = 64 * 1024  # a server that ignores max_tokens is not read further than this
 MIN_CJK_CHARS = 6  # shorter is a label or a placeholder, not a sentence
 MIN_WORDS = 4
 _CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]")
@@ -102,8 +104,8 @@ class AnswerItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    text: str
-    sources: list[str] = Field(default_factory=list)
+    text: str = Field(max_length=MAX_ITEM_CHARS)
+    sources: list[str] = Field(default_factory=list, max_length=20)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -131,6 +133,9 @@ def parse_answer(text: str) -> Answer:
     not `{"text", "sources"}` (reported, the rest kept)."""
     if not text.strip():
         raise AnswerError("empty answer")
+    if len(text) > MAX_ANSWER_CHARS:
+        raise AnswerError(f"answer of {len(text)} characters, more than {MAX_ANSWER_CHARS} (the prompt asks for "
+                          f"at most {MAX_ANSWER_ITEMS} short items)")
     found_json = False
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     for candidate in candidates:
@@ -151,7 +156,10 @@ def _answer(obj: Mapping[str, Any]) -> Answer:
         if not isinstance(raw, list):
             out.malformed.append({"part": part, "text": str(raw)[:200], "reason": "not a list of items"})
             continue
-        for item in raw:
+        for n, item in enumerate(raw):
+            if n >= MAX_PER_PART[part]:
+                out.malformed.append({"part": part, "text": f"{len(raw) - n} more", "reason": "more items than asked"})
+                break
             try:
                 getattr(out, part).append(AnswerItem.model_validate(item))
             except ValidationError:
@@ -192,7 +200,7 @@ def _json_objects(text: str) -> Iterable[dict[str, Any]]:
         tries += 1
         try:
             obj, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested thousands deep
             pass
         else:
             if isinstance(obj, dict):

@@ -120,3 +120,42 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
 def test_usage_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     result = cli(tmp_path, *args)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Path) -> None:
+    import shutil
+
+    team = tmp_path / "team.yaml"
+    shutil.copy(EXAMPLES / "team.yaml", team)
+    before = team.read_bytes()
+    (tmp_path / "link.md").symlink_to(team)
+    env_db = f"sqlite:///{tmp_path / 'weekly.db'}"
+    for target, why in ((str(team), "which weekly-bot uses; not overwritten"),
+                        (str(tmp_path / "weekly.db"), "which weekly-bot uses; not overwritten"),
+                        (str(tmp_path / "link.md"), "is a symbolic link; not written")):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "report", "--config", str(team), "--db", env_db, "--no-summarize",
+             "-o", target], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert (done.returncode, done.stdout) == (2, "") and why in done.stderr and done.stderr.count("\n") == 1
+    assert team.read_bytes() == before
+    forced = subprocess.run([sys.executable, "-m", "bot", "report", "--config", str(team), "--db", env_db,
+                             "--no-summarize", "-o", str(tmp_path / "link.md"), "--force"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert forced.returncode == 0 and team.read_text(encoding="utf-8").startswith("# ")
+
+
+def test_import_reads_regular_files_only_and_not_without_end(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.md"
+    big.write_bytes(b"# 2024-W40\n" + b"- x\n" * 2_000_000)
+    for path, why in ((str(fifo), "not a regular file"), ("/dev/zero", "not a regular file"),
+                      (str(big), "too big for a report")):
+        done = cli(tmp_path, "import", path)
+        assert done.returncode == 2 and why in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    listed = json.loads(cli(tmp_path, "cycles", "--format", "json", "--from", "2024-W40", "--to", "2024-W41").stdout)
+    assert [c["state"] for c in listed["cycles"]] == ["closed"]  # nothing was imported

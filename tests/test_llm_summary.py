@@ -617,3 +617,23 @@ def test_a_finished_result_or_a_lesson_is_no_goal() -> None:
     assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",))]
     assert [(d["text"], d["reason"]) for d in summary.dropped] == [
         ("外部通道都要有备份和到期提醒。", "also a lesson"), ("招商银行直连联调完成。", "a finished result, not a goal")]
+
+
+def test_an_unbounded_answer_is_bounded() -> None:
+    from bot.summarize import MAX_ANSWER_CHARS, MAX_PER_PART, AnswerError, parse_answer
+
+    many = {"reflections": [{"text": f"第{i}条经验。", "sources": ["a"]} for i in range(10_000)], "next_week": []}
+    answer = parse_answer(json.dumps(many, ensure_ascii=False)[:MAX_ANSWER_CHARS - 2] + "]}")
+    assert len(answer.reflections) == MAX_PER_PART["reflections"]
+    assert answer.malformed[-1]["reason"] == "more items than asked"
+    huge = json.dumps({"reflections": [{"text": "长" * 3_000_000, "sources": ["a"]}], "next_week": []})
+    with pytest.raises(AnswerError, match="more than 65536"):
+        parse_answer(huge)
+    long_item = {"reflections": [{"text": "长" * 5000, "sources": ["a"]}, {"text": "短句。", "sources": ["a"]}],
+                 "next_week": []}
+    kept = parse_answer(json.dumps(long_item, ensure_ascii=False))
+    assert [i.text for i in kept.reflections] == ["短句。"] and kept.malformed[0]["reason"] == "malformed item"
+    with pytest.raises(AnswerError):
+        parse_answer("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(AnswerError):
+        parse_answer('{"reflections": ' + "[" * 50_000 + "]" * 50_000 + "}")
