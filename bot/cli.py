@@ -258,7 +258,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from storage.db import make_engine, safe_url, upgrade
 
     settings = load_settings()
-    engine = make_engine(args.db or settings.database_url)
+    engine = make_engine(args.db or settings.database_url, lock_wait_ms=60_000)  # migrations may take a while
     try:
         before, after = upgrade(engine)
     except Exception as e:

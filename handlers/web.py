@@ -6,11 +6,12 @@ Each registered platform brings its own routes (Slack: `POST /slack/events`, Fei
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -20,6 +21,7 @@ from bot.platform import Context, WebEdge
 from handlers import registry
 
 logger = logging.getLogger(__name__)
+HEALTH_TIMEOUT_S = 0.8  # /healthz answers within a second, whatever the database does
 
 
 def web_edges(app: Context) -> list[WebEdge]:
@@ -36,8 +38,14 @@ def web_edges(app: Context) -> list[WebEdge]:
 def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
     """The ASGI app: `GET /healthz` and each edge's routes."""
 
+    health = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthz")  # never queued behind requests
+
     async def healthz(request: Request) -> JSONResponse:
-        ok = await run_in_threadpool(app.service.healthy)
+        try:
+            ok = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(health, app.service.healthy),
+                                        HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            ok = False
         return JSONResponse({"status": "ok" if ok else "error", "database": "ok" if ok else "unreachable"},
                             status_code=200 if ok else 503)
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.errors import AlreadyHandled
 from bot.model import Summary, SummaryItem
 from bot.records import Outgoing, StoredCycle, StoredRevision, StoredSection, StoredUpdate
+from storage.db import READ
 from storage.models import (
     AwayRow,
     CycleRow,
@@ -67,6 +68,13 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it takes no write lock, so it never waits behind writers."""
+        with self._sessions() as session:
+            session.connection(execution_options=READ)
             yield session
 
     def ping(self) -> bool:
@@ -145,13 +153,13 @@ class Store:
 
     def member_platform_ids(self, *, platform: str) -> dict[str, str]:
         """member key → user id on `platform`, as stored."""
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.execute(select(IdentityRow.member_key, IdentityRow.platform_id)
                              .where(IdentityRow.platform == platform))
             return {k: v for k, v in rows if v}
 
     def sections(self, *, team_key: str) -> list[StoredSection]:
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(
                 select(SectionRow).join(TeamRow, TeamRow.id == SectionRow.team_id)
                 .where(TeamRow.key == team_key).order_by(SectionRow.id)
@@ -198,7 +206,7 @@ class Store:
         raise RuntimeError(f"could not create cycle {team_key}/{label}")
 
     def find_cycle(self, *, team_key: str, label: str) -> StoredCycle | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalar(
                 select(CycleRow).join(TeamRow, TeamRow.id == CycleRow.team_id)
                 .where(TeamRow.key == team_key, CycleRow.label == label)
@@ -209,14 +217,14 @@ class Store:
 
     def cycles(self, *, team_key: str) -> list[StoredCycle]:
         """Every stored cycle of the team (opened or imported), in no particular order."""
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(select(CycleRow).join(TeamRow, TeamRow.id == CycleRow.team_id)
                              .where(TeamRow.key == team_key))
             return [StoredCycle(r.id, team_key, r.label, r.opens_at, r.deadline, r.imported, r.created_text)
                     for r in rows]
 
     def cycle_labels(self, *, team_key: str) -> list[str]:
-        with self._tx() as s:
+        with self._read() as s:
             return list(s.scalars(
                 select(CycleRow.label).join(TeamRow, TeamRow.id == CycleRow.team_id).where(TeamRow.key == team_key)
             ))
@@ -269,12 +277,12 @@ class Store:
             return existing, False
 
     def update_by_message(self, *, platform: str, message_id: str) -> StoredUpdate | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id))
             return None if row is None else _update(row)
 
     def get_update(self, *, update_id: int) -> StoredUpdate | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.get(UpdateRow, update_id)
             return None if row is None else _update(row)
 
@@ -342,14 +350,14 @@ class Store:
             return _update(row)
 
     def updates(self, *, cycle_id: int, include_deleted: bool = False) -> list[StoredUpdate]:
-        with self._tx() as s:
+        with self._read() as s:
             q = select(UpdateRow).where(UpdateRow.cycle_id == cycle_id)
             if not include_deleted:
                 q = q.where(UpdateRow.deleted.is_(False))
             return [_update(r) for r in s.scalars(q.order_by(UpdateRow.created_at, UpdateRow.id))]
 
     def revisions(self, *, update_id: int) -> list[StoredRevision]:
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(select(RevisionRow).where(RevisionRow.update_id == update_id).order_by(RevisionRow.number))
             return [StoredRevision(r.number, r.action, r.text, r.at) for r in rows]
 
@@ -377,7 +385,7 @@ class Store:
             s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
 
     def skips(self, *, cycle_id: int) -> set[str]:
-        with self._tx() as s:
+        with self._read() as s:
             return set(s.scalars(select(SkipRow.member_key).where(SkipRow.cycle_id == cycle_id)))
 
     # -- away ------------------------------------------------------------------------------
@@ -404,7 +412,7 @@ class Store:
 
     def away(self, *, member_key: str | None = None) -> list[tuple[str, date, date]]:
         """(member, first day, last day) said in chat, oldest first."""
-        with self._tx() as s:
+        with self._read() as s:
             q = select(AwayRow.member_key, AwayRow.first_day, AwayRow.last_day)
             if member_key is not None:
                 q = q.where(AwayRow.member_key == member_key)
@@ -421,7 +429,7 @@ class Store:
             return False
 
     def event_seen(self, *, platform: str, event_id: str) -> bool:
-        with self._tx() as s:
+        with self._read() as s:
             return s.scalar(select(ProcessedEventRow.id).where(
                 ProcessedEventRow.platform == platform, ProcessedEventRow.event_id == event_id)) is not None
 
@@ -494,7 +502,7 @@ class Store:
 
     def outgoing(self, *, status: str | None = None, team_key: str | None = None,
                  cycle_label: str | None = None) -> list[Outgoing]:
-        with self._tx() as s:
+        with self._read() as s:
             q = select(OutgoingRow).order_by(OutgoingRow.id)
             if status:
                 q = q.where(OutgoingRow.status == status)
@@ -510,7 +518,7 @@ class Store:
 
     # -- summaries ---------------------------------------------------------------------------
     def get_summary(self, *, cache_key: str) -> Summary | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalar(select(SummaryRow).where(SummaryRow.cache_key == cache_key))
             return None if row is None else self._summary(row)
 
@@ -531,7 +539,7 @@ class Store:
             pass  # a concurrent writer stored the same key: same inputs, same answer
 
     def latest_summary(self, *, cycle_id: int, sources: Sequence[str]) -> Summary | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalar(
                 select(SummaryRow).where(SummaryRow.cycle_id == cycle_id, SummaryRow.source.in_(list(sources)))
                 .order_by(SummaryRow.created_at.desc(), SummaryRow.id.desc()).limit(1)

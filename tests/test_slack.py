@@ -654,3 +654,48 @@ def test_check_asks_slack_whether_it_accepts_the_token(team_file: Path, fake: Fa
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # nothing listens there
     assert main(args) == 1
     assert "FAIL Slack: cannot reach http://127.0.0.1:9/api/" in capsys.readouterr().out
+
+
+# -- a locked database ------------------------------------------------------------------------------
+@sqlite_only
+def test_a_locked_database_fails_fast_and_loses_nothing(slack: Slack) -> None:
+    import sqlite3
+
+    slack.say("U0ZHANG001", "对账差错3笔")  # the cycle is stored: the next DM only has to write its answer
+    db = slack.app.store.engine.url.database
+    assert db
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
+                 "text": "自动对账覆盖率97.1%", "ts": "1728957600.990001", "event_ts": "1728957600.990001"}
+        body = slack.event_body(event, "EvLOCKED01")
+        started = time.monotonic()
+        status, _ = slack.post(body, "application/json")
+        took = time.monotonic() - started
+        assert status == 500 and took < 3.0, (status, took)  # not stored: Slack will deliver it again
+        started = time.monotonic()
+        health = http("GET", slack.url + "/healthz")
+        assert health[0] in (200, 503) and time.monotonic() - started < 1.0
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    status, _ = slack.post(body, "application/json", headers={"X-Slack-Retry-Num": "1",
+                                                              "X-Slack-Retry-Reason": "http_error"})
+    assert status == 200
+    assert [u.text for u in slack.updates()] == ["对账差错3笔", "自动对账覆盖率97.1%"]
+
+
+def test_four_processes_start_together_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import EXAMPLES
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    procs = [subprocess.Popen([sys.executable, "-m", "bot", "cycles", "--from", "2024-W40", "--to", "2024-W41"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert results == [(0, "")] * 4
