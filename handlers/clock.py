@@ -14,6 +14,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.errors import report_error
 from bot.notify import Sender
 from bot.platform import Context
 from bot.tick import tick
@@ -22,7 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 def _run_tick(app: Context, senders: Sequence[Sender]) -> None:
-    sent = tick(app.service, senders)
+    try:
+        sent = tick(app.service, senders)
+    except Exception as e:  # the database is down, say: one line now, and the next minute tries again
+        report_error("the tick", e, logger)
+        return
     for s in sent:
         logger.info("%s %s to %s via %s: %s", s.due.kind, s.due.cycle, s.due.member, s.platform,
                     "sent" if s.ok else f"failed ({s.error})")

@@ -3,8 +3,10 @@ chat, and deliver replies (then the slow work's replies) to channels, members or
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from bot.chat import Outcome, Reply
 from bot.errors import report_error
@@ -163,3 +165,36 @@ class Directory:
         """A member's name for a mention of `user_id`, when the user is a member."""
         member = next((k for k, v in self.known_ids().items() if v == user_id), None)
         return self.app.team_file.members[member].name if member else None
+
+
+MAX_BODY_BYTES = 1024 * 1024  # spec §9: a larger request is refused unread
+
+
+class TooLarge(Exception):
+    """A request body over MAX_BODY_BYTES (413)."""
+
+
+async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
+    """A Starlette request's body, read no further than `limit` bytes: a declared or actual excess raises
+    TooLarge, so one client's 10 MB body never sits in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(str(size))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """JSON, or ValueError for anything that is not (invalid UTF-8, truncated, nested too deep)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None

@@ -656,3 +656,33 @@ def test_rich_text_becomes_plain_lines_and_cards_carry_action_and_value() -> Non
     texts = [e["text"]["content"] for e in card["elements"] if e["tag"] == "div"]
     assert len(texts) == 2 and all(len(x) <= 2000 for x in texts)
     assert card["elements"][-1]["actions"][0]["value"] == {"action": "assign", "value": "1:a"}
+
+
+# -- forged, malformed and huge requests (spec §9) -------------------------------------------------
+@sqlite_only
+def test_malformed_signed_events_get_400_and_forged_ones_401(feishu: Feishu, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    good = message_event(ou("zhang"), "对账差错3笔", message_id="om_bad0001")
+    broken_text = {**good, "message": {**good["message"], "content": 7}}
+    broken_sender = {**good, "sender": "ou_x"}
+    card = {"operator": {"open_id": ou("wang")}, "action": {"value": "publish"}, "context": {}}
+    cases = [
+        envelope("im.message.receive_v1", None, event_id="ev_bad1"),  # type: ignore[arg-type]
+        {k: v for k, v in envelope("im.message.receive_v1", good, event_id="ev_bad2").items() if k != "schema"},
+        envelope("im.message.receive_v1", broken_text, event_id="ev_bad3"),
+        envelope("im.message.receive_v1", broken_sender, event_id="ev_bad4"),
+        envelope("card.action.trigger", card, event_id="ev_bad5"),
+        envelope("im.message.recalled_v1", {"message_id": ["om_1"]}, event_id="ev_bad6"),
+    ]
+    assert [feishu.post(plain)[0] for plain in cases] == [400] * len(cases)
+    forged = [
+        feishu.post(envelope("im.message.receive_v1", good, event_id="ev_f1"), signed=lambda b: {}),
+        feishu.post_body("[" * 200_000 + "]" * 200_000, {}),
+        feishu.post_body('{"encrypt": "!!!"', {}),
+        feishu.post(envelope("im.message.receive_v1", good, event_id="ev_f2"), key="another key"),
+    ]
+    assert [status for status, _ in forged] == [401] * 4
+    assert feishu.updates() == [] and feishu.fake.messages() == []
+    assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"
+    status, _ = feishu.post_body("x" * (1024 * 1024 + 1), {})
+    assert status == 413

@@ -699,3 +699,94 @@ def test_four_processes_start_together_on_a_fresh_sqlite_file(tmp_path: Path) ->
              for _ in range(4)]
     results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
     assert results == [(0, "")] * 4
+
+
+# -- forged, malformed and huge requests (spec §9) -------------------------------------------------
+def _raw_post(url: str, headers: dict[str, str], body: bytes) -> int:
+    """POST bytes as they are (urllib would refuse invalid text); the status, or 0 if the server hung up."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+    try:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        return conn.getresponse().status
+    except (ConnectionError, http.client.HTTPException):
+        return 0
+    finally:
+        conn.close()
+
+
+def _signed_raw(body: bytes) -> dict[str, str]:
+    ts = str(int(time.time()))
+    digest = hmac.new(SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def urlencode_bytes(payload: dict[str, Any]) -> bytes:
+    from urllib.parse import quote
+
+    return quote(json.dumps(payload)).encode()
+
+
+MALFORMED = [
+    b'{"type": "event_callback", "event": {"type": "mess',  # truncated
+    b"\xff\xfe not utf-8 at all",
+    b"[" * 200_000 + b"]" * 200_000,  # deep
+    b'{"type": "event_callback", "event": null}',
+    b'{"type": "event_callback", "event": {"type": "message", "channel_type": "im", "user": 7, "text": ["x"]}}',
+    b'{"type": "event_callback", "event": {"type": "message", "channel_type": "im", "user": "U0ZHANG001", '
+    b'"text": {"a": 1}, "ts": "1.1", "channel": "D1"}}',
+    b"[1, 2, 3]",
+]
+FORMS = [
+    b"payload=%7Bgarbage",
+    b"payload=" + urlencode_bytes({"type": "block_actions", "user": {"id": "U0WANG0001"}, "actions": []}),
+    b"payload=" + urlencode_bytes({"type": "block_actions", "user": "U0WANG0001", "actions": [{}]}),
+    b"nothing=here",
+]
+
+
+@sqlite_only
+def test_forged_and_malformed_requests_get_4xx_and_change_nothing(slack: Slack, caplog: pytest.LogCaptureFixture
+                                                                  ) -> None:
+    caplog.set_level(logging.WARNING)
+    url = slack.url + "/slack/events"
+    statuses = []
+    for body in MALFORMED:
+        statuses.append(_raw_post(url, {"Content-Type": "application/json"}, body))  # unsigned
+        statuses.append(_raw_post(url, {"Content-Type": "application/json", **_signed_raw(body)}, body))
+    for body in FORMS:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        statuses.append(_raw_post(url, form, body))
+        statuses.append(_raw_post(url, {**form, **_signed_raw(body)}, body))
+    assert statuses == [401, 400] * len(MALFORMED) + [401, 400] * len(FORMS)
+    assert slack.updates() == [] and slack.fake.calls("chat.postMessage") == []
+    assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"
+
+
+@sqlite_only
+def test_a_huge_body_is_refused_unread(slack: Slack) -> None:
+    import tracemalloc
+
+    url = slack.url + "/slack/events"
+    tracemalloc.start()
+    try:
+        declared = _raw_post(url, {"Content-Type": "application/json", "Content-Length": str(10 * 1024 * 1024)},
+                             b"[" + b"1," * 100)  # says 10 MB: refused on its word
+        chunk = b"1," * 32 * 1024
+
+        def stream():  # type: ignore[no-untyped-def]
+            yield b"["
+            for _ in range(160):  # 10 MB, never held whole by anyone
+                yield chunk
+
+        streamed = _raw_post(url, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                             stream())  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert declared == 413 and streamed in (413, 0)
+    assert peak < 4 * 1024 * 1024, peak  # the server read at most its 1 MiB cap
+    assert slack.updates() == []

@@ -49,7 +49,16 @@ from bot.config import Settings
 from bot.errors import ConfigError, UserError, report_error
 from bot.notify import SendError
 from bot.platform import Context, Incoming
-from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
+from handlers.edge import (
+    ChatEdge,
+    Directory,
+    QuietRetries,
+    RetryLater,
+    TooLarge,
+    chunks,
+    load_json,
+    read_body,
+)
 
 logger = logging.getLogger(__name__)
 logging.getLogger("Lark").addFilter(QuietRetries())  # the SDK would print the traceback of a RetryLater
@@ -245,22 +254,25 @@ class RequestGate:
         self.now = now
 
     def check(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """The request's plaintext JSON; Refused when it is not Feishu's, or not recent."""
+        """The request's plaintext JSON; Refused when it is not Feishu's, or not recent. A signed request's
+        signature is checked on the raw bytes before anything parses them; only an unsigned one (Feishu's
+        url_verification challenge, which it does not sign) is parsed first, and must then be that."""
+        signed = bool(_header(headers, "x-lark-signature"))
+        if self.encrypt_key and signed:
+            self._check_signature(headers, body)
         plain = self._plaintext(body)
+        if self.encrypt_key and not signed and plain.get("type") != "url_verification":
+            raise Refused("bad signature")
         if self.verification_token:
             header = plain.get("header")
             token = header.get("token") if isinstance(header, dict) else plain.get("token")
             if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
                 raise Refused("wrong verification token")
-        if plain.get("type") == "url_verification":
-            return plain  # Feishu does not sign the challenge; decrypting it and its token prove the sender
-        if self.encrypt_key:
-            self._check_signature(headers, body)
-        return plain
+        return plain  # the challenge is unsigned: decrypting it and its token prove the sender
 
     def _plaintext(self, body: bytes) -> dict[str, Any]:
         try:
-            outer = json.loads(body or b"null")
+            outer = load_json(body or b"null")
         except ValueError:
             raise Refused("not JSON") from None
         if not isinstance(outer, dict):
@@ -270,7 +282,7 @@ class RequestGate:
             if not isinstance(encrypted, str) or not encrypted:
                 raise Refused("not encrypted, though FEISHU_ENCRYPT_KEY is set")
             try:
-                inner = json.loads(AESCipher(self.encrypt_key).decrypt_str(encrypted))
+                inner = load_json(AESCipher(self.encrypt_key).decrypt_str(encrypted))
             except Exception:  # bad base64, padding, UTF-8 or JSON: all one answer
                 raise Refused("cannot be decrypted with FEISHU_ENCRYPT_KEY") from None
             if not isinstance(inner, dict):
@@ -405,6 +417,38 @@ def classify(event: Any, bot_open_id: Callable[[], str | None]) -> FeishuMessage
     return FeishuMessage("command", open_id, chat_id, message_id, text if words is None else words, group=True)
 
 
+def malformed(plain: dict[str, Any]) -> str | None:
+    """Why a (signed) event is not one Feishu sends, or None: the SDK then never meets a null event,
+    a header without its schema, a non-string text or a card value that is not an object."""
+    if plain.get("type") == "url_verification":
+        return None if isinstance(plain.get("challenge"), str) else "challenge is not a string"
+    header, event = plain.get("header"), plain.get("event")
+    if not isinstance(header, dict) or plain.get("schema") != "2.0":
+        return "not a schema 2.0 event"
+    if not isinstance(event, dict):
+        return "event is not an object"
+    kind = header.get("event_type")
+    if kind == "im.message.receive_v1":
+        message, sender = event.get("message"), event.get("sender")
+        if not isinstance(message, dict) or not isinstance(sender, dict):
+            return "message or sender is not an object"
+        for key in ("message_id", "chat_id", "chat_type", "message_type", "content"):
+            if key in message and message[key] is not None and not isinstance(message[key], str):
+                return f"message.{key} is not a string"
+        if not isinstance(message.get("mentions") or [], list) or not isinstance(sender.get("sender_id") or {}, dict):
+            return "mentions or sender_id of the wrong type"
+    elif kind == "im.message.recalled_v1":
+        if not isinstance(event.get("message_id") or "", str) or not isinstance(event.get("chat_id") or "", str):
+            return "message_id or chat_id is not a string"
+    elif kind == "card.action.trigger":
+        action, operator = event.get("action"), event.get("operator")
+        if not isinstance(action, dict | None) or not isinstance(operator, dict | None):
+            return "action or operator is not an object"
+        if action is not None and not isinstance(action.get("value") or {}, dict):
+            return "action.value is not an object"
+    return None
+
+
 # -- what goes out ---------------------------------------------------------------------------
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -510,6 +554,7 @@ class _Deferred(threading.local):
     """Work to run after the HTTP answer, collected by the request being dispatched on this thread."""
 
     work: list[Callable[[], None]] | None = None
+    retry: bool = False  # storing failed: the SDK's 500 stands, so that Feishu delivers the event again
 
 
 class FeishuEdge(ChatEdge):
@@ -521,6 +566,13 @@ class FeishuEdge(ChatEdge):
 
     def _post_channel(self, channel: str, reply: Reply) -> None:
         self.sender.post_chat(channel, reply)
+
+    def _apply(self, work: Callable[[], Outcome]) -> Outcome:
+        try:
+            return super()._apply(work)
+        except RetryLater:
+            self._deferred.retry = True  # the SDK's 500 means "not stored": Feishu delivers it again
+            raise
 
     def _dm(self, member: str, reply: Reply) -> None:
         self.sender.send(member, reply)
@@ -551,7 +603,10 @@ class FeishuEdge(ChatEdge):
 
     async def endpoint(self, request: Request) -> Response:
         """Events and card callbacks: our gate, then the SDK's dispatch in a worker thread; slow work after."""
-        body = await request.body()
+        try:
+            body = await read_body(request)
+        except TooLarge:
+            return JSONResponse({"msg": "request too large"}, status_code=413)
         try:
             plain = self.gate.check(request.headers, body)
         except Refused as e:
@@ -561,15 +616,25 @@ class FeishuEdge(ChatEdge):
         if kind not in HANDLED:
             logger.debug("Feishu: ignored an event of type %r", kind)
             return JSONResponse({"msg": "success"})
+        why = malformed(plain)
+        if why:
+            logger.warning("Feishu: refused a signed but malformed %s (%s)", kind, why)
+            return JSONResponse({"msg": "malformed request"}, status_code=400)
         work: list[Callable[[], None]] = []
-        answer = await run_in_threadpool(self._dispatch, to_raw_request(request, body), work)
-        return Response(answer.content or b"", status_code=answer.status_code, media_type="application/json",
+        answer, retry = await run_in_threadpool(self._dispatch, to_raw_request(request, body), work)
+        status = answer.status_code
+        if status >= 500 and not retry:  # the SDK's 500 for anything else it could not read
+            logger.warning("Feishu: the SDK could not handle a %s (HTTP %d); answered 400", kind, status)
+            return JSONResponse({"msg": "malformed request"}, status_code=400)
+        return Response(answer.content or b"", status_code=status, media_type="application/json",
                         background=BackgroundTask(self._run_all, work))
 
-    def _dispatch(self, raw: RawRequest, work: list[Callable[[], None]]) -> Any:
+    def _dispatch(self, raw: RawRequest, work: list[Callable[[], None]]) -> tuple[Any, bool]:
+        """The SDK's answer, and whether storing failed (then its 500 stands: Feishu delivers it again)."""
         self._deferred.work = work
+        self._deferred.retry = False
         try:
-            return self.dispatcher.do(raw)
+            return self.dispatcher.do(raw), self._deferred.retry
         finally:
             self._deferred.work = None
 

@@ -7,11 +7,15 @@ the ack and does everything slow: the summarizer, Web API calls, waiting out a 4
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from slack_bolt import App as BoltApp
 from slack_bolt import BoltContext, BoltRequest, BoltResponse
@@ -25,7 +29,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatBot, Outcome, Reply
@@ -33,7 +37,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.notify import SendError
 from bot.platform import Context, Incoming
-from handlers.edge import ChatEdge, Directory, QuietRetries, chunks
+from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, load_json, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ MESSAGE_TEXT_LIMIT = 39000  # chat.postMessage truncates text past 40,000 charac
 MAX_BLOCKS = 50
 MAX_BUTTONS = 25
 QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
+MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
 _MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
 
@@ -136,6 +141,48 @@ def fallback_text(text: str) -> str:
     """A message's `text` (notifications, and the whole message when it has no blocks)."""
     escaped = to_slack(text)
     return escaped if len(escaped) <= MESSAGE_TEXT_LIMIT else escaped[: MESSAGE_TEXT_LIMIT - 1] + "…"
+
+
+# -- what a signed request must look like before Bolt reads it --------------------------------
+def malformed(body: bytes, content_type: str) -> str | None:
+    """Why a (signed) request is not one Slack sends, or None. Bolt and our listeners then never see a
+    non-object event, a non-string text, an empty actions list or invalid UTF-8."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" not in form:
+            return None if "command" in form else "neither a command nor a payload"
+        try:
+            payload = load_json(form["payload"][0])
+        except ValueError as e:
+            return f"payload: {e}"
+        if not isinstance(payload, dict) or not isinstance(payload.get("user") or {}, dict):
+            return "payload is not an object with a user"
+        actions = payload.get("actions")
+        if payload.get("type") == "block_actions" and not (
+                isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
+            return "block_actions without actions"
+        return None
+    try:
+        data = load_json(text or "null")
+    except ValueError as e:
+        return str(e)
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("type") == "event_callback":
+        event = data.get("event")
+        if not isinstance(event, dict):
+            return "event is not an object"
+        for key in ("text", "user", "channel", "ts", "subtype", "channel_type"):
+            if key in event and event[key] is not None and not isinstance(event[key], str):
+                return f"event.{key} is not a string"
+        for key in ("message", "previous_message"):
+            if key in event and not isinstance(event[key], dict | None):
+                return f"event.{key} is not an object"
+    return None
 
 
 # -- which events concern us -----------------------------------------------------------------
@@ -338,6 +385,7 @@ class SlackEdge(ChatEdge):
         self.directory = SlackDirectory(client, app)
         self.sender = SlackSender(client, self.directory)
         self.bolt = _bolt_app(client, signing_secret)
+        self.verifier = signing_secret.encode() if signing_secret else None  # the HMAC key
         self.bolt.event("message")(ack=self._on_message, lazy=[self._after_message])
         self.bolt.command("/weekly")(ack=self._on_command, lazy=[self._after_command])
         self.bolt.action(re.compile("^" + ACTION_PREFIX))(ack=self._on_action, lazy=[self._after_action])
@@ -347,10 +395,36 @@ class SlackEdge(ChatEdge):
         return [Route("/slack/events", self.endpoint, methods=["POST"])]
 
     async def endpoint(self, request: Request) -> Response:
-        """Events, commands and interactivity: Bolt's dispatch, in a worker thread (it blocks on the database)."""
-        body = await request.body()
+        """Events, commands and interactivity. The body is read up to 1 MiB (413 past it), its signature
+        checked on the raw bytes (401), then its shape (400), and only then does Bolt parse and dispatch
+        it, in a worker thread (it blocks on the database)."""
+        try:
+            body = await read_body(request)
+        except TooLarge:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        if self.verifier is not None and not self._signed(request, body):
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        why = malformed(body, request.headers.get("content-type") or "")
+        if why:
+            logger.warning("Slack: refused a signed but malformed request (%s)", why)
+            return JSONResponse({"error": "malformed request"}, status_code=400)
         response = await run_in_threadpool(self.bolt.dispatch, to_bolt_request(request, body))
+        if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
+            return Response(status_code=200)
         return to_starlette_response(response)
+
+    def _signed(self, request: Request, body: bytes) -> bool:
+        """Slack's v0 HMAC over the raw bytes (whatever they decode to), within five minutes."""
+        assert self.verifier is not None
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        if timestamp.isdigit() and abs(time.time() - int(timestamp)) <= MAX_AGE_S:
+            expected = "v0=" + hmac.new(self.verifier, b"v0:" + timestamp.encode() + b":" + body,
+                                        hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, signature):
+                return True
+        logger.warning("Slack: refused a request with a bad or expired signature (timestamp %r)", timestamp[:20])
+        return False
 
     # -- DMs -----------------------------------------------------------------------------------
     def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
