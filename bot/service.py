@@ -277,6 +277,10 @@ class WeeklyService:
             return self.store.reclaim_failed(key=key, at=at)
         return self.store.reclaim_stale(key=key, before=stale_before, at=at)
 
+    def refresh_claims(self, keys: Sequence[str], *, at: datetime) -> None:
+        """A live sender's heartbeat: its claims stay fresh while it works."""
+        self.store.refresh_outgoing(keys=keys, at=at)
+
     def finish_message(self, key: str, *, ok: bool, at: datetime, error: str | None = None) -> None:
         self.store.finish_outgoing(key=key, ok=ok, at=at, error=error)
 

@@ -2,12 +2,16 @@
 
 Each message is claimed under its unique key in the database before it is sent, so two ticks
 at once, a retry or a restart never send twice; a failed send is marked and retried by a later
-tick while it is still due; a claim whose process died is taken back after STALE_CLAIM.
+tick while it is still due. A live sender keeps its claim fresh (a heartbeat every HEARTBEAT); a claim
+not refreshed for STALE_CLAIM belongs to a process that died and is taken back — but first the platform
+is asked whether the message got there (Slack: the key in the message's metadata), so a sender killed
+right after the platform took a message does not send it twice.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +27,8 @@ from bot.records import Outgoing
 from bot.service import WeeklyService
 
 logger = logging.getLogger(__name__)
-STALE_CLAIM = timedelta(minutes=15)
+STALE_CLAIM = timedelta(seconds=60)  # a tick a minute later retakes a dead sender's claim: prompted within 2 min
+HEARTBEAT = timedelta(seconds=15)
 EVENT_MEMORY = timedelta(days=7)  # processed platform events are remembered this long for dedupe
 
 
@@ -42,12 +47,61 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     service.sync()
     service.forget_events(before=service.now() - EVENT_MEMORY)
     out: list[Sent] = []
-    for team in service.team_file.teams:
-        try:
-            out.extend(_tick_team(service, senders, team, at))
-        except Exception as e:
-            report_error(f"the tick for team {team.key}", e, logger)
+    beat = _Heartbeat(service)
+    try:
+        for team in service.team_file.teams:
+            try:
+                out.extend(_tick_team(service, senders, team, at, beat))
+            except Exception as e:
+                report_error(f"the tick for team {team.key}", e, logger)
+    finally:
+        beat.stop()
     return out
+
+
+class _Heartbeat:
+    """Keeps the claim being sent fresh while a send takes long (a rate limit waited out), so that only a
+    dead process's claim ever goes stale."""
+
+    def __init__(self, service: WeeklyService) -> None:
+        self.service = service
+        self.keys: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def holding(self, key: str) -> _Held:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tick-heartbeat", daemon=True)
+            self._thread.start()
+        return _Held(self, key)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(HEARTBEAT.total_seconds()):
+            with self._lock:
+                keys = list(self.keys)
+            if keys:
+                try:
+                    self.service.refresh_claims(keys, at=self.service.now())
+                except Exception as e:  # the next beat tries again; a missed one only shortens the lease
+                    report_error("refreshing the tick's claims", e, logger)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+@dataclass
+class _Held:
+    beat: _Heartbeat
+    key: str
+
+    def __enter__(self) -> None:
+        with self.beat._lock:
+            self.beat.keys.add(self.key)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.beat._lock:
+            self.beat.keys.discard(self.key)
 
 
 @dataclass(frozen=True)
@@ -89,7 +143,8 @@ def pending(service: WeeklyService, at: datetime) -> list[Due]:
     return out
 
 
-def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime) -> list[Sent]:
+def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime,
+               beat: _Heartbeat) -> list[Sent]:
     plan = _plan(service, team, at)
     if plan is None:
         return []
@@ -106,11 +161,18 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
         if sender is None:
             logger.warning("no platform reaches member %s: %s not sent", due.member, due.kind)
             continue
-        if not _claim(service, due, existing.get(due.key), at):
+        earlier = existing.get(due.key)
+        if not _claim(service, due, earlier, at):
+            continue
+        if earlier is not None and earlier.status == "claimed" and _delivered(senders, due):
+            logger.info("%s %s to %s: found delivered after its sender died; not sent again",
+                        due.kind, due.cycle, due.member)
+            service.finish_message(due.key, ok=True, at=at, error="found delivered after its sender died")
             continue
         text = compose(service, team, cycle, due, skipped)
         try:
-            platform = deliver(senders, due.member, Reply(text, key=due.key))
+            with beat.holding(due.key):
+                platform = deliver(senders, due.member, Reply(text, key=due.key))
         except Exception as e:  # every platform failed: keep it due, try again next tick
             logger.warning("sending %s to %s failed: %s", due.kind, due.member, e)
             service.finish_message(due.key, ok=False, at=at, error=str(e)[:500])
@@ -119,6 +181,20 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
         service.finish_message(due.key, ok=True, at=at)
         out.append(Sent(due, platform, True, text))
     return out
+
+
+def _delivered(senders: Sequence[Sender], due: Due) -> bool:
+    """Whether a platform that can tell says the message is there; a platform that cannot, or fails to
+    answer, counts as 'not there' (then it is sent: once more at worst, never lost)."""
+    for sender in senders:
+        check = getattr(sender, "delivered", None)
+        if check is not None and sender.can_reach(due.member):
+            try:
+                if check(due.member, due.key):
+                    return True
+            except Exception as e:
+                logger.warning("asking %s whether %s arrived failed: %s", sender.platform, due.key, e)
+    return False
 
 
 def _claim(service: WeeklyService, due: Due, existing: Outgoing | None, at: datetime) -> bool:

@@ -490,6 +490,12 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def refresh_outgoing(self, *, keys: Sequence[str], at: datetime) -> None:
+        """Move the claims of a live sender forward to `at` (never back)."""
+        with self._tx() as s:
+            s.execute(update(OutgoingRow).where(OutgoingRow.key.in_(list(keys)), OutgoingRow.status == "claimed",
+                                                OutgoingRow.claimed_at < at).values(claimed_at=at))
+
     def finish_outgoing(self, *, key: str, ok: bool, at: datetime, error: str | None = None) -> None:
         with self._tx() as s:
             row = s.scalar(select(OutgoingRow).where(OutgoingRow.key == key))

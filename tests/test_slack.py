@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -790,3 +791,43 @@ def test_a_huge_body_is_refused_unread(slack: Slack) -> None:
     assert declared == 413 and streamed in (413, 0)
     assert peak < 4 * 1024 * 1024, peak  # the server read at most its 1 MiB cap
     assert slack.updates() == []
+
+
+# -- a sender killed mid fan-out ------------------------------------------------------------------
+def test_a_dead_senders_claims_are_retaken_within_two_minutes_and_never_sent_twice(slack: Slack) -> None:
+    from bot.due import Due
+    from bot.tick import tick
+    from bot.wiring import build_senders
+
+    opens = at("2024-10-14 10:00")
+    senders = build_senders(slack.app)
+    service = slack.app.service
+    prompt = tick(service, senders, opens - timedelta(minutes=1))  # nothing yet: W42 opens at 10:00
+    assert prompt == []
+    # A tick process died at 10:00 in its fan-out: it had claimed 李雷's and 张伟's prompts; Slack took
+    # 李雷's (with its key in the message metadata) and the process died before marking it sent; it died
+    # before sending 张伟's.
+    li = Due("clearing", CYCLE, "li", "prompt", "", ("settlement", "o1_business"))
+    zhang = Due("clearing", CYCLE, "zhang", "prompt", "", ("reconciliation",))
+    assert service.claim_message(li, at=opens) and service.claim_message(zhang, at=opens)
+    senders[0].send("li", Reply("李雷你好，……", key=li.key))
+    # the tick a minute later sends everyone else, and leaves the two claims to their (perhaps live) sender
+    sent = tick(service, senders, opens + timedelta(minutes=1))
+    assert {s.due.member for s in sent} == {"chen", "liu", "zhao", "sun", "wang", "ma"}
+    # two minutes after: the claims are stale; 李雷's is found in his DM, 张伟's is sent now
+    sent = tick(service, senders, opens + timedelta(minutes=2))
+    assert [(s.due.member, s.ok) for s in sent] == [("zhang", True)]
+    assert len(slack.texts("U0LILEI001")) == 1 and len(slack.texts("U0ZHANG001")) == 1
+    assert {o.member_key: o.status for o in service.outgoing("clearing", CYCLE)}["li"] == "sent"
+    assert tick(service, senders, opens + timedelta(minutes=3)) == []
+    # every prompt carried its key, and only DMs with a key are looked up
+    assert all(p["metadata"]["event_payload"]["key"].endswith("|prompt|")
+               for p in slack.fake.posted() if p.get("metadata"))
+    assert [c.params["channel"] for c in slack.fake.calls("conversations.history")] == [dm("U0LILEI001"),
+                                                                                      dm("U0ZHANG001")]
+
+
+def test_a_live_senders_claim_is_kept_fresh() -> None:
+    from bot.tick import HEARTBEAT, STALE_CLAIM
+
+    assert HEARTBEAT * 3 < STALE_CLAIM <= timedelta(minutes=1)

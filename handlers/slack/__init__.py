@@ -50,6 +50,7 @@ MAX_BLOCKS = 50
 MAX_BUTTONS = 25
 QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
+HISTORY_LOOKBACK = 30  # messages of a DM searched for one a crashed sender may have sent
 _MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
 
@@ -295,9 +296,10 @@ class SlackSender:
         return self.directory.knows(member)
 
     def send(self, member: str, reply: Reply) -> None:
-        """DM a member; any failure is a SendError (the caller retries later)."""
+        """DM a member; any failure is a SendError (the caller retries later). A message with a key carries
+        it as message metadata, so that `delivered` can find it after a crash."""
         try:
-            self.post(self.dm_channel(self.directory.user_id(member)), reply)
+            self.post(self.dm_channel(self.directory.user_id(member)), reply, key=reply.key)
         except SendError:
             raise
         except (SlackClientError, OSError) as e:
@@ -317,13 +319,26 @@ class SlackSender:
         except (SlackClientError, OSError) as e:
             raise SendError(f"Slack: posting to {channel} failed: {describe(e)}") from e
 
-    def post(self, channel: str, reply: Reply) -> None:
+    def delivered(self, member: str, key: str) -> bool:
+        """Whether a message with this key is among the bot's latest in the member's DM (a sender that died
+        right after Slack took it never marked it sent)."""
+        try:
+            history = self.client.conversations_history(channel=self.dm_channel(self.directory.user_id(member)),
+                                                        limit=HISTORY_LOOKBACK, include_all_metadata=True)
+        except (SlackClientError, OSError, SendError) as e:
+            raise SendError(f"Slack: reading {member}'s DM failed: {describe(e)}") from e
+        return any(((m.get("metadata") or {}).get("event_payload") or {}).get("key") == key
+                   for m in history.get("messages") or [])
+
+    def post(self, channel: str, reply: Reply, *, key: str | None = None) -> None:
         """A reply in a channel: text and buttons as a message, a file uploaded (with the text when alone)."""
         if reply.file and not reply.buttons:
             self.upload(channel, reply.file, comment=reply.text)
             return
         if reply.text.strip() or reply.buttons:
             extra: dict[str, Any] = {"blocks": blocks_for(reply)} if reply.buttons else {}
+            if key:
+                extra["metadata"] = {"event_type": "weekly_bot_message", "event_payload": {"key": key}}
             self.client.chat_postMessage(channel=channel, text=fallback_text(reply.text), **extra)
         if reply.file:
             self.upload(channel, reply.file)

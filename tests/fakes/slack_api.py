@@ -83,6 +83,14 @@ class FakeSlackApi(RecordingServer[Call]):
             ts = f"{int(time.time())}.{self.next_id('')}"
             return {"ok": True, "channel": params.get("channel"), "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts, "bot_id": BOT_ID}}
+        if method == "conversations.history":
+            mine = [c.params for c in self.calls("chat.postMessage")
+                    if c.status == 200 and c.params.get("channel") == params.get("channel")]
+            messages = [{"type": "message", "text": p.get("text"), "bot_id": BOT_ID,
+                         **({"metadata": json.loads(p["metadata"]) if isinstance(p["metadata"], str) else p["metadata"]}
+                            if p.get("metadata") and params.get("include_all_metadata") in (True, "true", "1") else {})}
+                        for p in reversed(mine)]
+            return {"ok": True, "messages": messages[: int(params.get("limit") or 100)], "has_more": False}
         if method == "conversations.open":
             user = str(params.get("users") or "").split(",")[0]
             return {"ok": True, "channel": {"id": "D" + user[1:]}}
