@@ -1,0 +1,178 @@
+"""kill -9 of a real `weekly-bot serve` in the middle of DMs and edits, then Slack's redelivery of what it
+did not acknowledge (spec §9): every acknowledged DM is stored once, every acknowledged edit applied."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from storage.db import make_engine
+from storage.repo import Store
+from tests.fakes.slack_api import FakeSlackApi
+
+from .conftest import EXAMPLES
+
+SECRET = "crash-test-signing-secret"
+OWNERS = {"U0ZHANG001": "zhang", "U0CHEN0001": "chen", "U0LIUY0001": "liu", "U0WANG0001": "wang"}  # one section each
+DMS, EDITS = 120, 80
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Serve:
+    """`weekly-bot serve` in a process of its own, on a port of its own."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env, self.cwd = env, cwd
+        self.port = _port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--no-scheduler"],
+                                     env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.cwd / f"serve-{self.port}.log", "ab"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)
+        raise AssertionError("serve did not start")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _post(port: int, body: str, retry: bool) -> int:
+    ts = str(int(time.time()))
+    sig = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig}
+    if retry:
+        headers |= {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body.encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return 0  # the server died under the request: not acknowledged
+
+
+def _event(event_id: str, event: dict[str, object]) -> str:
+    return json.dumps({"token": "t", "team_id": "T0TEAM0001", "api_app_id": "A0APP00001", "type": "event_callback",
+                       "event_id": event_id, "event_time": int(time.time()), "event": event}, ensure_ascii=False)
+
+
+def _requests() -> list[tuple[str, str, str]]:
+    """(kind, message id, signed body) for DMS messages, then EDITS edits of the first ones."""
+    users = list(OWNERS)
+    out = []
+    base = int(time.time()) - 60
+    for i in range(DMS):
+        user, ts = users[i % len(users)], f"{base}.{i:06d}"
+        out.append(("dm", f"D{user[1:]}:{ts}", _event(f"EvDM{i:05d}", {
+            "type": "message", "channel": f"D{user[1:]}", "channel_type": "im", "user": user,
+            "text": f"第{i}条进展", "ts": ts, "event_ts": ts})))
+    for i in range(EDITS):
+        user, ts = users[i % len(users)], f"{base}.{i:06d}"
+        edited = f"{base + 30}.{i:06d}"
+        out.append(("edit", f"D{user[1:]}:{ts}", _event(f"EvED{i:05d}", {
+            "type": "message", "subtype": "message_changed", "channel": f"D{user[1:]}", "channel_type": "im",
+            "event_ts": edited, "ts": edited,
+            "message": {"type": "message", "user": user, "text": f"第{i}条进展（改）", "ts": ts,
+                        "edited": {"user": user, "ts": edited}},
+            "previous_message": {"type": "message", "user": user, "text": f"第{i}条进展", "ts": ts}})))
+    return out
+
+
+@pytest.fixture
+def serve(tmp_path: Path, prepared_db: str) -> Iterator[tuple[Serve, str]]:
+    with FakeSlackApi() as fake:
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+               "DATABASE_URL": prepared_db, "SLACK_BOT_TOKEN": "xoxb-1-crash", "SLACK_SIGNING_SECRET": SECRET,
+               "SLACK_API_URL": fake.api_url, **({"VIRTUAL_ENV": os.environ["VIRTUAL_ENV"]}
+                                                 if "VIRTUAL_ENV" in os.environ else {})}
+        server = Serve(env, tmp_path)
+        try:
+            yield server, prepared_db
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize("during", ["dms", "edits"])
+def test_kill_9_loses_no_acknowledged_dm_or_edit_and_doubles_none(serve: tuple[Serve, str], during: str) -> None:
+    server, db = serve
+    requests = _requests()
+    watched = range(DMS) if during == "dms" else range(DMS, len(requests))
+    acked: dict[int, int] = {}
+    lock = threading.Lock()
+    server.start()
+
+    def send(n: int) -> None:
+        status = _post(server.port, requests[n][2], retry=False)
+        with lock:
+            acked[n] = status
+
+    def killer() -> None:  # a third of the way through the watched requests
+        while True:
+            with lock:
+                if sum(1 for n in acked if n in watched and acked[n] == 200) >= len(watched) // 3:
+                    break
+            time.sleep(0.002)
+        server.kill9()
+
+    kill = threading.Thread(target=killer)
+    kill.start()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(send, range(DMS)))  # the DMs first: every edit then edits a message Slack showed
+        list(pool.map(send, range(DMS, len(requests))))
+    kill.join()
+    ok = {n for n, status in acked.items() if status == 200}
+    assert len(watched) // 3 <= len(ok & set(watched)) < len(watched), f"the kill missed ({len(ok)} acknowledged)"
+
+    server.start()  # Slack delivers again everything that was not acknowledged with a 200
+    for n in sorted(set(range(len(requests))) - ok):
+        assert _post(server.port, requests[n][2], retry=True) == 200
+    server.stop()
+
+    store = Store(make_engine(db))
+    texts: dict[str, list[str]] = {}
+    for cycle in store.cycles(team_key="clearing"):
+        for u in store.updates(cycle_id=cycle.id, include_deleted=True):
+            texts.setdefault(str(u.message_id), []).append(u.text)
+    dm_ids = [mid for kind, mid, _ in requests if kind == "dm"]
+    assert sorted(texts) == sorted(dm_ids)  # every DM stored
+    assert all(len(v) == 1 for v in texts.values())  # none twice
+    for i, (_kind, mid, _body) in enumerate(requests[DMS:]):
+        assert texts[mid] == [f"第{i}条进展（改）"], mid  # every edit applied, acknowledged before the kill or not
+    for i in range(EDITS, DMS):
+        assert texts[dm_ids[i]] == [f"第{i}条进展"]
