@@ -93,7 +93,7 @@ class ChatBot:
         if event.kind == "edit":
             return Outcome(self.on_edit(platform, user, event.message_id or "", event.text, strict=strict,
                                         event_id=eid, ts=ts))
-        words = event.text if event.kind == "command" else command_text(event.text) if event.kind == "message" else None
+        words = {"command": event.text, "message": command_text(event.text)}.get(event.kind)
         if event.kind in ("command", "action", "form") or words is not None:
             self.service.mark_event(platform, eid)  # stores nothing else: marked first, run once
         if event.kind in ("action", "form"):
@@ -322,7 +322,7 @@ class ChatBot:
 
     def _away(self, member: str, lang: Lang, args: list[str]) -> list[Reply]:
         """`away FROM [TO]` stores days off, `away off` forgets the coming ones, `away` lists them."""
-        tz = self.service.team_file.tz(self.service._member_team(member))
+        tz = self.service.team_file.tz(self.service.member_team(member))
         today = self.service.now().astimezone(tz).date()
         if not args:
             ranges = [(a, b, src) for a, b, src in self.service.away_ranges(member) if b >= today]

@@ -300,6 +300,10 @@ class Timeline:
         self._records = sorted(spans, key=lambda x: (x[0].first, x[0].weeks))
         self._covered = {m for span, _ in self._records for m in span.mondays()}
 
+    def stored(self) -> list[tuple[Span, CycleRecord]]:
+        """The stored cycles with their weeks, oldest first (labels this version cannot read left out)."""
+        return list(self._records)
+
     # -- walking ---------------------------------------------------------------------------
     def _free_runs(self, span: Span) -> Iterator[Span]:
         """The parts of a planned span that no record holds, skipped ones left out."""

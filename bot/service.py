@@ -236,17 +236,6 @@ class WeeklyService:
         self.store.set_member_platform_id(member_key=member, platform=platform, user_id=user_id)
 
     # -- platform deliveries, recognised when they come again ----------------------------------
-    def claim_event(self, platform: str, event_id: str) -> bool:
-        """True the first time a platform's event (or message) id is seen, False for a redelivery."""
-        return self.store.claim_event(platform=platform, event_id=event_id, at=self.now())
-
-    def event_seen(self, platform: str, event_id: str) -> bool:
-        return self.store.event_seen(platform=platform, event_id=event_id)
-
-    def release_event(self, platform: str, event_id: str) -> None:
-        """Forget a claim whose work failed, so the platform's redelivery is handled."""
-        self.store.release_event(platform=platform, event_id=event_id)
-
     def forget_events(self, *, before: datetime) -> int:
         """Forget deliveries older than any platform's redelivery."""
         return self.store.prune_events(before=before)
@@ -329,7 +318,7 @@ class WeeklyService:
         the schedule's next eight weeks."""
         timeline = self.timeline(team)
         today = self.now().astimezone(self.team_file.tz(team)).date()
-        stored = [parse_span(c.label).first for c in self.store.cycles(team_key=team.key) if _is_label(c.label)]
+        stored = [span.first for span, _ in timeline.stored()]
         first = parse_span(lo).first if lo else min([*stored, monday_of(today) - timedelta(weeks=4)])
         last = parse_span(hi).last if hi else monday_of(today) + timedelta(weeks=8)
         if last < first:
@@ -344,6 +333,10 @@ class WeeklyService:
         self.sync()
         if cycle.stored_id is None and _later(cycle.opens_at, max(self.now(), at or self.now())):
             return None
+        if cycle.stored_id is not None:  # the common case on the ack path: a read, no write lock
+            found = self.store.find_cycle(team_key=team.key, label=cycle.label)
+            if found is not None and found.opens_at is not None:
+                return found
         return self.store.ensure_cycle(team_key=team.key, label=cycle.label, opens_at=cycle.opens_at,
                                        deadline=cycle.deadline)
 
@@ -383,10 +376,11 @@ class WeeklyService:
 
     def clear_away(self, member: str) -> int:
         """Forget the member's chat-set days away from today on (the team file's stay)."""
-        tz = self.team_file.tz(self._member_team(member))
+        tz = self.team_file.tz(self.member_team(member))
         return self.store.clear_away(member_key=member, from_day=self.now().astimezone(tz).date())
 
-    def _member_team(self, member: str) -> Team:
+    def member_team(self, member: str) -> Team:
+        """The team whose time zone and language a member's own commands use."""
         owned = self.owned_sections(member)
         if owned:
             return owned[0][0]
@@ -589,12 +583,8 @@ class WeeklyService:
     def previous_goals(self, team: Team, cycle: Cycle) -> tuple[SummaryItem, ...]:
         """The 下周工作及目标 of the stored cycle before `cycle` (by their weeks, merged ones too), each
         with its sections: a goal written without sources is matched to sections by title."""
-        earlier = sorted(
-            ((parse_span(c.label), c) for c in self.store.cycles(team_key=team.key)
-             if _is_label(c.label) and parse_span(c.label).first < cycle.first_monday),
-            key=lambda x: x[0].first, reverse=True,
-        )
-        for _span, prev in earlier[:1]:
+        earlier = [rec for span, rec in self.timeline(team).stored() if span.first < cycle.first_monday]
+        for prev in earlier[-1:]:
             # what people wrote wins over what a model drafted, and a model over the offline rules
             for sources in (("imported",), ("llm",), ("offline",)):
                 summary = self.store.latest_summary(cycle_id=prev.id, sources=sources)
@@ -652,7 +642,7 @@ class WeeklyService:
             label = _import_label(label, "--cycle")
             if len(paths) > 1:
                 raise UserError("import_one_file")
-        stored = [(parse_span(c.label), c.label) for c in self.store.cycles(team_key=team.key) if _is_label(c.label)]
+        stored = [(span, rec.label) for span, rec in self.timeline(team).stored()]
         parsed = []
         seen: dict[str, str] = {}
         for path in paths:
@@ -705,14 +695,6 @@ class WeeklyService:
                 )
             result.cycles.append(cycle_label)
         return result
-
-
-def _is_label(label: str) -> bool:
-    try:
-        parse_span(label)
-    except UserError:
-        return False
-    return True
 
 
 def _import_label(label: str, where: str) -> str:

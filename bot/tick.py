@@ -21,7 +21,7 @@ from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
 from bot.i18n import period, t
-from bot.model import Cycle
+from bot.model import Cycle, SummaryItem
 from bot.notify import Sender, deliver, pick_sender
 from bot.records import Outgoing
 from bot.service import WeeklyService
@@ -150,6 +150,7 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
         return []
     cycle, dues, existing, skipped = plan.cycle, plan.dues, plan.existing, plan.excused
     prompted_now = {d.member for d in dues if d.kind == "prompt" and d.key not in existing}
+    last: LastPlan | None = None  # read at the first prompt, shared by the others
     out = []
     for due in dues:
         if due.kind == "reminder" and due.member in prompted_now:
@@ -169,7 +170,9 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
                         due.kind, due.cycle, due.member)
             service.finish_message(due.key, ok=True, at=at, error="found delivered after its sender died")
             continue
-        text = compose(service, team, cycle, due, skipped)
+        if due.kind == "prompt" and last is None:
+            last = last_plan(service, team, cycle)
+        text = compose(service, team, cycle, due, skipped, last)
         try:
             with beat.holding(due.key):
                 platform = deliver(senders, due.member, Reply(text, key=due.key))
@@ -208,8 +211,21 @@ def _claim(service: WeeklyService, due: Due, existing: Outgoing | None, at: date
     return False
 
 
+@dataclass(frozen=True)
+class LastPlan:
+    """The cycle before's 下周工作及目标 and how many weeks that cycle spanned (上周计划 or 上期计划)."""
+
+    goals: tuple[SummaryItem, ...]
+    weeks: int
+
+
+def last_plan(service: WeeklyService, team: Team, cycle: Cycle) -> LastPlan:
+    """Read once per team and tick, not once per prompt."""
+    return LastPlan(service.previous_goals(team, cycle), _previous_weeks(service, team, cycle))
+
+
 def compose(service: WeeklyService, team: Team, cycle: Cycle, due: Due,
-            skipped: frozenset[str] = frozenset()) -> str:
+            skipped: frozenset[str] = frozenset(), last: LastPlan | None = None) -> str:
     """The words of a prompt, reminder or escalation, in the team's language."""
     lang = service.lang(team)
     tz = service.team_file.tz(team)
@@ -228,11 +244,12 @@ def compose(service: WeeklyService, team: Team, cycle: Cycle, due: Due,
     if due.kind == "reminder":
         return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=deadline,
                  sections=sep.join(titles[k] for k in due.sections))
-    goals = service.previous_goals(team, cycle)
+    last = last or last_plan(service, team, cycle)
+    goals = last.goals
     lines = [t(lang, "prompt", name=members[due.member].name, team=team.title, cycle=cycle.label,
                section=sep.join(titles[k] for k in due.sections), deadline=deadline,
                period=period(lang, cycle.weeks))]
-    plan_head = t(lang, "prompt_plan_1" if _previous_weeks(service, team, cycle) == 1 else "prompt_plan_n")
+    plan_head = t(lang, "prompt_plan_1" if last.weeks == 1 else "prompt_plan_n")
     for key in due.sections:
         sec = team.section(key)
         assert sec is not None

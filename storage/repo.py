@@ -443,12 +443,6 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def release_event(self, *, platform: str, event_id: str) -> None:
-        """Forget a claim whose work failed, so the platform's redelivery is handled."""
-        with self._tx() as s:
-            s.execute(delete(ProcessedEventRow).where(ProcessedEventRow.platform == platform,
-                                                      ProcessedEventRow.event_id == event_id))
-
     def prune_events(self, *, before: datetime) -> int:
         """Forget events older than any platform's redelivery (Slack and Feishu retry for minutes, not days)."""
         with self._tx() as s:
