@@ -4,23 +4,23 @@ replies out. Slack, Feishu and the console each translate their events into thes
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-from collections.abc import Callable
-from datetime import date, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 
 from bot.config import Team
 from bot.errors import AlreadyHandled, UserError, report_error
 from bot.i18n import Lang, t
-from bot.platform import Button, Incoming, Outcome, Reply
+from bot.model import SectionText, SummaryItem
+from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply
+from bot.records import Snapshot
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 
 logger = logging.getLogger(__name__)
 
-LEAD_COMMANDS = ("summary", "status", "remind")
-PUBLISH_WINDOW_S = 120  # the same report pressed again within this is a double click, not a re-publish
-CHAT_PREVIEW_CHARS = 3000
+LEAD_COMMANDS = ("summary", "status", "remind", "edit", "publish")
+CHAT_PREVIEW_CHARS = 3000  # one preview message at most; a longer preview goes in several
 
 
 _COMMAND = re.compile(r"^\s*[/／]([A-Za-z][\w-]*)(?:\s+(.*))?$", re.S)
@@ -45,8 +45,9 @@ def command_text(text: str) -> str | None:
 class ChatBot:
     """Turns what people say into use-case calls; never lets an exception reach the chat."""
 
-    def __init__(self, service: WeeklyService) -> None:
+    def __init__(self, service: WeeklyService, platforms: Callable[[], Sequence[Platform]] | None = None) -> None:
         self.service = service
+        self.platforms = platforms or (lambda: ())  # where Publish posts (channels, documents)
 
     # -- who is speaking ---------------------------------------------------------------------
     def member(self, platform: str, user_id: str) -> str | None:
@@ -181,6 +182,13 @@ class ChatBot:
     # -- commands ----------------------------------------------------------------------------
     def on_command(self, platform: str, user_id: str, text: str) -> Outcome:
         """`/weekly <sub> [args]`; lead commands are refused to others, unknown words get help."""
+        head, _, body = text.strip().partition("\n")
+        if head.split()[:1] and head.split()[0].lower() == "edit":
+            return self._edit_command(platform, user_id, head.split()[1:], body)
+        return self._command(platform, user_id, text)
+
+    def _command(self, platform: str, user_id: str, text: str) -> Outcome:
+        """`/weekly <sub> [args]`; lead commands are refused to others, unknown words get help."""
         member = self.member(platform, user_id)
         lang = self.lang(member)
         if member is None:
@@ -205,8 +213,11 @@ class ChatBot:
             if sub == "summary":
                 return Outcome(
                     [Reply(t(lang, "summary_wait", cycle=cycle_label))],
-                    later=lambda: self._guard(member, lambda: self._summary(team, label)),
+                    later=lambda: self._guard(member, lambda: self._summary(team, label, member)),
                 )
+            if sub == "publish":
+                return Outcome(later=lambda: self._guard(member, lambda: self._publish_latest(member, team, label,
+                                                                                             lang)))
             if sub == "status":
                 return Outcome(self._guard(member, lambda: [Reply(self.status_text(team, label))]))
             return Outcome(self._guard(member, lambda: self._remind(team, lang)))
@@ -269,21 +280,131 @@ class ChatBot:
             lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + "、".join(missing))
         return "\n".join(lines)
 
-    def _summary(self, team: Team, label: str | None) -> list[Reply]:
-        report = self.service.report(team, label)
-        return self.report_replies(report)
+    def _summary(self, team: Team, label: str | None, member: str | None = None, *, fresh: bool = False) -> list[Reply]:
+        report = self.service.report(team, label, summarize=True if fresh else None, draft_unless_reviewed=True)
+        return self.report_replies(report, member)
 
-    def report_replies(self, report: Report) -> list[Reply]:
-        """The report for chat: the Markdown (cut if long), the whole file, and a publish button."""
+    def report_replies(self, report: Report, member: str | None = None) -> list[Reply]:
+        """The lead's preview: the two closing sections in full (each item's sources, ⚠ on a number none of
+        them has), then the whole report as a file, with Edit, Regenerate and Publish; a long preview comes in
+        several messages rather than cut. The report is kept as a snapshot: Publish posts exactly it."""
         lang = self.service.lang(report.team)
-        text = report.markdown
-        if len(text) > CHAT_PREVIEW_CHARS:
-            text = text[:CHAT_PREVIEW_CHARS] + ("\n…（全文见附件）" if lang == "zh" else "\n… (the whole report is attached)")
+        snap = self.service.snapshot(report, member)
+        lines = [t(lang, "preview_head", team=report.team.title, cycle=report.cycle, state=self._state(report, lang))]
+        lines += self._closing_lines(report, lang)
+        rev = report.revision
+        if rev is not None and rev.source != "edited" and report.summary is not None:
+            older = self.service.store.current_summary(cycle_id=snap.cycle_id, sources=("edited",))
+            if older is not None:
+                lines += ["", t(lang, "preview_older_edit", name=self._name(older.author), at=self._at(older.created_at,
+                                                                                                  report.team))]
         if report.summary and report.summary.note:
-            text += "\n\n> " + report.summary.note
-        buttons = (Button("发布到频道" if lang == "zh" else "Publish to the channel", "publish",
-                          f"{report.team.key}:{report.cycle}"),)
-        return [Reply(text, buttons=buttons, file=(f"{report.team.key}-{report.cycle}.md", report.markdown))]
+            lines += ["", "> " + report.summary.note]
+        lines += ["", t(lang, "preview_tail", lines=report.markdown.count("\n") + 1)]
+        value = f"{report.team.key}:{report.cycle}"
+        buttons = (Button(t(lang, "btn_edit"), "edit", value), Button(t(lang, "btn_regenerate"), "regenerate", value),
+                   Button(t(lang, "btn_publish"), "publish", f"snap:{snap.id}"))
+        parts = _split("\n".join(lines), CHAT_PREVIEW_CHARS)
+        out = [Reply(p) for p in parts[:-1]]
+        out.append(Reply(parts[-1], buttons=buttons, file=(f"{report.team.key}-{report.cycle}.md", report.markdown)))
+        return out
+
+    def _state(self, report: Report, lang: Lang) -> str:
+        rev, summary = report.revision, report.summary
+        if summary is None:
+            return "-"
+        if summary.source == "edited" and rev is not None:
+            text = t(lang, "state_edited", name=self._name(rev.author), at=self._at(rev.created_at, report.team))
+        elif summary.source == "imported":
+            text = t(lang, "state_imported")
+        else:
+            text = t(lang, "state_draft_llm" if summary.source == "llm" else "state_draft_offline")
+        return text + (t(lang, "state_published") if report.published else "")
+
+    def _closing_lines(self, report: Report, lang: Lang) -> list[str]:
+        from bot.render import WORDS
+        from bot.summarize import untraceable
+
+        words = WORDS[lang]
+        sections = {s.key: s for s in report.sections}
+        out: list[str] = []
+        for head, items in ((f"## {words['reflections']}", report.summary.reflections if report.summary else []),
+                            (f"# {words['next_week']}", report.summary.next_week if report.summary else [])):
+            out += ["", head]
+            if not items:
+                out.append(words["none"])
+            for n, item in enumerate(items, 1):
+                out.append(f"{n}. {item.text}{self._sources(item.sources, sections, lang)}")
+                why = untraceable(item.text, item.sources, sections) if item.sources else None
+                if why and why.startswith("number "):
+                    numbers = why.removeprefix("number ").removesuffix(" not in its sources")
+                    out.append("    " + t(lang, "preview_flag", numbers=numbers))
+        return out
+
+    @staticmethod
+    def _sources(keys: Sequence[str], sections: dict[str, SectionText], lang: Lang) -> str:
+        names = [sections[k].title if k in sections else k for k in keys]
+        if not names:
+            return ""
+        return f"（来源：{'、'.join(names)}）" if lang == "zh" else f" (sources: {', '.join(names)})"
+
+    def _name(self, member: str | None) -> str:
+        m = self.service.team_file.members.get(member or "")
+        return m.name if m else (member or "?")
+
+    def _at(self, when: datetime, team: Team) -> str:
+        return f"{when.astimezone(self.service.team_file.tz(team)):%m-%d %H:%M}"
+
+    # -- the lead's edit ---------------------------------------------------------------------
+    def edit_form(self, team: Team, label: str | None, lang: Lang) -> Form:
+        """The closing sections as a form, prefilled one item per line ending in its sources."""
+        report = self.service.report(team, label)
+        sections = {s.key: s for s in report.sections}
+
+        def text(items: Sequence[SummaryItem]) -> str:
+            return "\n".join(f"{i.text}{self._sources(i.sources, sections, lang)}" for i in items)
+
+        from bot.render import WORDS
+
+        words = WORDS[lang]
+        summary = report.summary
+        return Form(
+            title=t(lang, "form_title"), action="edit_summary", value=f"{team.key}:{report.cycle}",
+            fields=(FormField("reflections", words["reflections"], text(summary.reflections) if summary else ""),
+                    FormField("next_week", words["next_week"], text(summary.next_week) if summary else "")),
+            submit=t(lang, "form_submit"),
+        )
+
+    def _edit_command(self, platform: str, user_id: str, args: list[str], body: str) -> Outcome:
+        """`/weekly edit`: the form (a platform opens it; the console shows it as text); `/weekly edit` and
+        then the two sections under their headings: stored as the lead's revision."""
+        member = self.member(platform, user_id)
+        lang = self.lang(member)
+        if member is None:
+            return Outcome([Reply(t(lang, "unknown_member"))])
+        try:
+            team, label = self._team_and_cycle(member, args)
+        except UserError as e:
+            return Outcome([Reply(self._user_error(member, e))])
+        if member not in team.leads:
+            return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd="edit"))])
+        if not body.strip():
+            def form() -> list[Reply]:
+                f = self.edit_form(team, label, lang)
+                shown = "\n".join(f"{x.label}:\n{x.initial or '-'}" for x in f.fields)
+                return [Reply(t(lang, "edit_console") + "\n" + shown, form=f)]
+
+            return Outcome(self._guard(member, form))
+        reflections, next_week = _two_parts(body)
+        return Outcome(later=lambda: self._guard(member, lambda: self._save_edit(member, team, label, reflections,
+                                                                                   next_week, lang)))
+
+    def _save_edit(self, member: str, team: Team, label: str | None, reflections: str, next_week: str,
+                   lang: Lang) -> list[Reply]:
+        if not (reflections.strip() or next_week.strip()):
+            raise UserError("form_empty")
+        report = self.service.edit_summary(team, label, member, reflections, next_week)
+        return [Reply(t(lang, "edit_saved")), *self.report_replies(report, member)]
 
     def _remind(self, team: Team, lang: Lang) -> list[Reply]:
         status = self.service.status(team)
@@ -369,33 +490,103 @@ class ChatBot:
 
             return Outcome(self._guard(member, assign))
         if action == "publish":
+            return Outcome(self._guard(member, lambda: self._publish(member, value, lang)))
+        if action in ("edit", "regenerate", "summary", "edit_summary"):
             team_key, _, label = value.partition(":")
-            return Outcome(self._guard(member, lambda: self._publish(member, platform, team_key, label, lang)))
+            try:
+                team = self.service.team(team_key)
+            except UserError:
+                return Outcome([Reply(t(lang, "button_stale"))])
+            if member not in team.leads:
+                return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd="edit" if "edit" in action else "summary"))])
+            if action == "edit":
+                return Outcome(self._guard(member, lambda: [Reply(t(lang, "form_title"),
+                                                                  form=self.edit_form(team, label or None, lang))]))
+            if action == "edit_summary":
+                got = fields or {}
+                return Outcome(self._guard(member, lambda: self._save_edit(
+                    member, team, label or None, got.get("reflections", ""), got.get("next_week", ""), lang)))
+            fresh = action == "regenerate"
+            return Outcome([Reply(t(lang, "summary_wait", cycle=label))],
+                           later=lambda: self._guard(member, lambda: self._summary(team, label or None, member,
+                                                                                   fresh=fresh)))
         return Outcome([Reply(t(lang, "help"))])
 
-    def _publish(self, member: str, platform: str, team_key: str, label: str, lang: Lang) -> list[Reply]:
-        team = self.service.team(team_key)
-        if member not in team.leads:
-            return [Reply(t(lang, "not_lead", team=team.title, cmd="summary"))]
-        channel = getattr(team.publish, platform, None) if platform != "console" else (
-            team.publish.slack or team.publish.feishu)
-        if not channel:
-            return [Reply(t(lang, "no_publish"))]
-        report = self.service.report(team, label or None)
-        if not self._first_publish(platform, channel, report):
-            return [Reply(t(lang, "already_published"))]
-        return [
-            Reply(f"{team.title} {report.cycle}", file=(f"{team.key}-{report.cycle}.md", report.markdown),
-                  channel=channel),
-            Reply(t(lang, "published")),
-        ]
+    def _publish(self, member: str, value: str, lang: Lang) -> list[Reply]:
+        """Publish the snapshot the lead's button was made for: exactly what they saw, once."""
+        kind, _, ref = value.partition(":")
+        snap = self.service.get_snapshot(int(ref)) if kind == "snap" and ref.isdigit() else None
+        if snap is None:
+            return [Reply(t(lang, "publish_stale_button"))]
+        team = next((x for x in self.service.team_file.teams
+                     if any(c.id == snap.cycle_id for c in self.service.store.cycles(team_key=x.key))), None)
+        if team is None:
+            return [Reply(t(lang, "publish_stale_button"))]
+        return self._publish_snapshot(member, team, snap, lang)
 
-    def _first_publish(self, platform: str, channel: str, report: Report) -> bool:
-        """False for a second press of the same button moments later (same report, same channel)."""
-        body = "\n".join(ln for ln in report.markdown.splitlines() if not ln.startswith("Created:"))
-        digest = hashlib.sha256(body.encode()).hexdigest()[:24]
-        key = f"publish:{report.team.key}:{report.cycle}:{channel}:{digest}"
-        return self.service.claim_once(platform, key, window=timedelta(seconds=PUBLISH_WINDOW_S))
+    def _publish_latest(self, member: str, team: Team, label: str | None, lang: Lang) -> list[Reply]:
+        snap = self.service.latest_snapshot(team, label)
+        if snap is None:
+            return [Reply(t(lang, "no_snapshot", cycle=self.service.resolve_cycle(team, label).label))]
+        return self._publish_snapshot(member, team, snap, lang)
+
+    def _publish_snapshot(self, member: str, team: Team, snap: Snapshot, lang: Lang) -> list[Reply]:
+        from bot.publish import publish, targets
+
+        if member not in team.leads:
+            return [Reply(t(lang, "not_lead", team=team.title, cmd="publish"))]
+        if not targets(team):
+            return [Reply(t(lang, "no_publish"))]
+        result = publish(self.service, team, snap, member, self.platforms())
+        out: list[Reply] = []
+        def names(xs: Sequence[str]) -> str:
+            return "、".join("#" + x.split(":", 1)[1] if ":" in x else x for x in xs)
+
+        if result.done:
+            out.append(Reply(t(lang, "published", targets=names(result.done + result.links))))
+        if result.already and not result.done:
+            out.append(Reply(t(lang, "already_published", targets=names(result.already))))
+        if result.failed or result.unreachable:
+            out.append(Reply(t(lang, "publish_failed", targets=names(result.failed + result.unreachable))))
+        if result.changed and result.done:
+            label = next(c.label for c in self.service.store.cycles(team_key=team.key) if c.id == snap.cycle_id)
+            out.append(Reply(t(lang, "publish_changed"),
+                             buttons=(Button(t(lang, "btn_preview_again"), "summary", f"{team.key}:{label}"),)))
+        return out
+
+
+def _split(text: str, size: int) -> list[str]:
+    """Text in pieces of at most `size` characters, cut at line ends (never inside an item when it fits)."""
+    out: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > size:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:size])
+            line = line[size:]
+        if current and len(current) + 1 + len(line) > size:
+            out.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return out + [current] if current or not out else out
+
+
+_HEADS = re.compile(r"^\s*#{1,3}\s*(收获与反思|lessons and reflections|下周工作及目标|next week's work and goals)\s*$",
+                    re.I | re.M)
+
+
+def _two_parts(body: str) -> tuple[str, str]:
+    """The text under the 收获与反思 heading and under the 下周工作及目标 heading."""
+    parts = {"r": "", "n": ""}
+    marks = list(_HEADS.finditer(body))
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
+        which = "r" if m.group(1).lower() in ("收获与反思", "lessons and reflections") else "n"
+        parts[which] = body[m.end():end].strip()
+    return parts["r"], parts["n"]
 
 
 def _parse_day(word: str, today: date) -> date | None:

@@ -60,11 +60,67 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Reminded {n} owner(s) who have not answered: {names}",
     },
     "nobody_to_remind": {"zh": "所有人都已提交或跳过，无需提醒。", "en": "Everyone has answered or skipped."},
-    "published": {"zh": "周报已发布到频道。", "en": "The report was published to the channel."},
+    "published": {"zh": "周报已发布：{targets}。", "en": "The report was published: {targets}."},
     "already_published": {
-        "zh": "这份周报刚刚已经发布过了。",
-        "en": "This report was published a moment ago.",
+        "zh": "这份周报已经发布过了（{targets}），不再重复发布。",
+        "en": "This report was already published ({targets}); it is not posted again.",
     },
+    "publish_failed": {
+        "zh": "发布到 {targets} 失败了，稍后再按一次“发布”重试。",
+        "en": "Publishing to {targets} failed; press Publish again later to retry.",
+    },
+    "publish_changed": {
+        "zh": "注意：你预览之后，负责人又修改了内容；发布的是你审阅过的版本。要发布最新内容，请重新预览。",
+        "en": "Note: owners changed their text after your preview; what was published is the version you "
+              "reviewed. Preview again to publish the latest.",
+    },
+    "publish_stale_button": {
+        "zh": "这个发布按钮已过期，请用 /weekly summary 重新预览。",
+        "en": "That Publish button is out of date: preview again with /weekly summary.",
+    },
+    "no_snapshot": {
+        "zh": "{cycle} 还没有预览过：先用 /weekly summary 预览，再发布。",
+        "en": "{cycle} has not been previewed: preview it with /weekly summary, then publish.",
+    },
+    "preview_head": {
+        "zh": "{team} {cycle} 周报预览。请先核对收尾部分（当前：{state}）：",
+        "en": "{team} {cycle} report preview. Check the closing sections first (current: {state}):",
+    },
+    "state_draft_llm": {"zh": "模型起草", "en": "drafted by the model"},
+    "state_draft_offline": {"zh": "离线规则起草", "en": "drafted offline"},
+    "state_edited": {"zh": "{name} 于 {at} 编辑", "en": "edited by {name} at {at}"},
+    "state_imported": {"zh": "导入的历史", "en": "imported history"},
+    "state_published": {"zh": "，已发布", "en": ", published"},
+    "preview_older_edit": {
+        "zh": "（{name} 于 {at} 的编辑仍保留为历史版本。）",
+        "en": "({name}'s edit of {at} is kept as an earlier revision.)",
+    },
+    "preview_changed_since_edit": {
+        "zh": "负责人在这次编辑之后又修改了内容；需要的话可以“重新生成”。",
+        "en": "Owners changed their text after this edit; Regenerate if you want a new draft.",
+    },
+    "preview_flag": {"zh": "⚠ 数字 {numbers} 在所列来源中找不到", "en": "⚠ {numbers} not found in its sources"},
+    "preview_tail": {
+        "zh": "完整周报见附件（{lines} 行）。编辑、重新生成或发布：",
+        "en": "The whole report is attached ({lines} lines). Edit, regenerate or publish:",
+    },
+    "btn_edit": {"zh": "编辑", "en": "Edit"},
+    "btn_regenerate": {"zh": "重新生成", "en": "Regenerate"},
+    "btn_publish": {"zh": "发布", "en": "Publish"},
+    "btn_preview_again": {"zh": "重新预览", "en": "Preview again"},
+    "form_title": {"zh": "编辑收尾部分", "en": "Edit the closing sections"},
+    "form_submit": {"zh": "保存", "en": "Save"},
+    "form_hint": {
+        "zh": "每行一条，以（来源：标题、…）结尾。",
+        "en": "One item per line, ending with (sources: Title, …).",
+    },
+    "form_empty": {"zh": "两个部分不能都为空。", "en": "Both sections cannot be empty."},
+    "edit_console": {
+        "zh": "发送 /weekly edit，换行后写两个部分（保留标题行 “## 收获与反思” 和 “# 下周工作及目标”）。当前内容：",
+        "en": "Send /weekly edit, then on the next lines the two sections (keep the heading lines "
+              "\"## Lessons and reflections\" and \"# Next week's work and goals\"). Now:",
+    },
+    "edit_saved": {"zh": "已保存你的修改。", "en": "Your edit is saved."},
     "bad_cycle": {
         "zh": "“{label}”不是{team}的周期（周期的写法如 {example}）。",
         "en": "'{label}' is not a cycle of {team} (cycles look like {example}).",
@@ -200,7 +256,9 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "/weekly skip — 本期跳过\n"
             "/weekly away 开始 [结束] — 请假（如 /weekly away 10-01 10-07）；/weekly away off 取消\n"
             "/weekly status [周期] — 提交情况（负责人）\n"
-            "/weekly summary [周期] — 生成周报（负责人）\n"
+            "/weekly summary [周期] — 预览周报：编辑、重新生成、发布（负责人）\n"
+            "/weekly edit — 编辑收获与反思、下周工作及目标（负责人）\n"
+            "/weekly publish [周期] — 发布审阅过的周报（负责人）\n"
             "/weekly remind — 提醒未提交的人（负责人）\n"
             "/weekly help — 本说明"
         ),
@@ -212,7 +270,9 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "/weekly skip — skip this cycle\n"
             "/weekly away FROM [TO] — days away (like /weekly away 10-01 10-07); /weekly away off to cancel\n"
             "/weekly status [cycle] — who has answered (leads)\n"
-            "/weekly summary [cycle] — the compiled report (leads)\n"
+            "/weekly summary [cycle] — preview the report: edit, regenerate, publish (leads)\n"
+            "/weekly edit — edit the lessons and next week's goals (leads)\n"
+            "/weekly publish [cycle] — publish the reviewed report (leads)\n"
             "/weekly remind — remind those missing (leads)\n"
             "/weekly help — this help"
         ),

@@ -12,7 +12,7 @@ from typing import Literal
 SectionStyle = Literal["item", "heading"]
 SectionState = Literal["submitted", "missing", "skipped", "away"]
 CycleState = Literal["upcoming", "open", "closed", "imported"]
-SummarySource = Literal["llm", "offline", "none", "imported"]
+SummarySource = Literal["llm", "offline", "none", "imported", "edited"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Summary:
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: int = 0
+    key: str | None = field(default=None, compare=False)  # its stored revision's key, when it was read back from the store
     calls: int = 0
 
 

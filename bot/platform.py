@@ -28,6 +28,25 @@ class Button:
 
 
 @dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    initial: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form to fill in (a Slack modal, a Feishu card form, the console's `/weekly edit`): its submission
+    comes back as an Incoming of kind "form" with `action`, `value` and the fields by name."""
+
+    title: str
+    action: str
+    value: str
+    fields: tuple[FormField, ...]
+    submit: str
+
+
+@dataclass(frozen=True)
 class Reply:
     """Something the bot says: to the sender (to=None), to a member by key, or to a channel."""
 
@@ -37,6 +56,7 @@ class Reply:
     to: str | None = None
     channel: str | None = None
     key: str | None = None  # the outgoing message's exactly-once key, for platforms that dedupe sends
+    form: Form | None = None  # a form to open for whoever pressed or typed (the text says what it is)
 
 
 @dataclass

@@ -59,3 +59,32 @@ class Outgoing:
     status: str
     attempts: int
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class SummaryRevision:
+    """One revision of a cycle's closing sections: drafted (llm / offline), edited by a lead, or imported."""
+
+    id: int
+    key: str
+    source: str  # llm | offline | imported | edited
+    author: str | None
+    created_at: datetime
+    current_at: datetime  # when it became the current one (made, or drafted again)
+    reflections: tuple[tuple[str, tuple[str, ...]], ...]
+    next_week: tuple[tuple[str, tuple[str, ...]], ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A compiled report exactly as a lead saw it: what Publish posts."""
+
+    id: int
+    cycle_id: int
+    digest: str
+    markdown: str
+    summary_id: int | None
+    made_by: str | None
+    made_at: datetime
+    published_at: datetime | None

@@ -30,7 +30,7 @@ from bot.model import (
 )
 from bot.parse import parse_report
 from bot.ports import Store
-from bot.records import Outgoing, StoredCycle, StoredUpdate
+from bot.records import Outgoing, Snapshot, StoredCycle, StoredUpdate, SummaryRevision
 from bot.render import render_report
 from bot.titles import norm_title, sections_named
 
@@ -103,10 +103,27 @@ class Report:
     sections: tuple[SectionText, ...]
     summary: Summary | None
     markdown: str
+    revision: SummaryRevision | None = None  # the stored revision the closing sections are
+    published: bool = False  # that revision is the one last published
 
     @property
     def summary_source(self) -> str:
         return self.summary.source if self.summary else "none"
+
+    @property
+    def summary_state(self) -> str:
+        """draft | edited | published | imported | none (spec §4)."""
+        if self.summary is None:
+            return "none"
+        if self.published:
+            return "published"
+        return {"imported": "imported", "edited": "edited"}.get(self.summary.source, "draft")
+
+    @property
+    def digest(self) -> str:
+        """What the report says, whenever compiled: its Markdown without the `Created:` line."""
+        body = "\n".join(ln for ln in self.markdown.splitlines() if not ln.startswith("Created:"))
+        return hashlib.sha256(body.encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         def items(xs: Sequence[SummaryItem]) -> list[dict[str, Any]]:
@@ -120,6 +137,9 @@ class Report:
             "reflections": items(self.summary.reflections) if self.summary else [],
             "next_week": items(self.summary.next_week) if self.summary else [],
             "summary_source": self.summary_source,
+            "summary_state": self.summary_state,
+            "edited": ({"by": self.revision.author, "at": self.revision.created_at.isoformat()}
+                       if self.revision is not None and self.revision.source == "edited" else None),
             "markdown": self.markdown,
         }
 
@@ -259,6 +279,12 @@ class WeeklyService:
         """Claim a message under its unique key before sending it; False if someone already did."""
         return self.store.claim_outgoing(key=due.key, team_key=due.team, cycle_label=due.cycle,
                                          member_key=due.member, kind=due.kind, offset_label=due.offset, at=at)
+
+    def claim_publish(self, key: str, *, team: Team, cycle: str, member: str, target: str) -> bool:
+        """Claim one target of one snapshot for publishing: first time, or after a failed try."""
+        return self.store.claim_outgoing(key=key, team_key=team.key, cycle_label=cycle, member_key=member,
+                                         kind="publish", offset_label=target[:20], at=self.now()
+                                         ) or self.store.reclaim_failed(key=key, at=self.now())
 
     def reclaim_message(self, key: str, *, at: datetime, stale_before: datetime | None = None) -> bool:
         """Take back a failed message (or, with `stale_before`, a claim whose sender died) for another try."""
@@ -581,42 +607,68 @@ class WeeklyService:
         return tuple(out)
 
     def previous_goals(self, team: Team, cycle: Cycle) -> tuple[SummaryItem, ...]:
-        """The 下周工作及目标 of the stored cycle before `cycle` (by their weeks, merged ones too), each
-        with its sections: a goal written without sources is matched to sections by title."""
+        """The 下周工作及目标 that carry over from the stored cycle before `cycle` (by their weeks, merged ones
+        too): the published ones, else the imported, else the lead's edited ones; a draft never does. A goal
+        written without sources is matched to sections by title."""
         earlier = [rec for span, rec in self.timeline(team).stored() if span.first < cycle.first_monday]
         for prev in earlier[-1:]:
-            # what people wrote wins over what a model drafted, and a model over the offline rules
-            for sources in (("imported",), ("llm",), ("offline",)):
-                summary = self.store.latest_summary(cycle_id=prev.id, sources=sources)
-                if summary is not None:
-                    return self.with_sources(team, summary.next_week)
+            rev = self.reviewed_summary(prev.id)
+            if rev is not None:
+                return self.with_sources(team, revision_summary(rev).next_week)
         return ()
+
+    def reviewed_summary(self, cycle_id: int) -> SummaryRevision | None:
+        """A cycle's closing sections as people approved them: published, else imported, else edited."""
+        published = self.store.latest_snapshot(cycle_id=cycle_id, published=True)
+        if published is not None and published.summary_id is not None:
+            rev = self.store.summary_revision(summary_id=published.summary_id)
+            if rev is not None:
+                return rev
+        return (self.store.current_summary(cycle_id=cycle_id, sources=("imported",))
+                or self.store.current_summary(cycle_id=cycle_id, sources=("edited",)))
 
     def with_sources(self, team: Team, items: Sequence[SummaryItem]) -> tuple[SummaryItem, ...]:
         """Items as given; one without sources gets the sections its text names by title, if any."""
         sections = [(s.key, s.title) for s in team.sections]
         return tuple(i if i.sources else SummaryItem(i.text, sections_named(i.text, sections)) for i in items)
 
-    def report(self, team: Team, label: str | None = None, *, summarize: bool | None = None) -> Report:
-        """Compile the report; `summarize` None means: the stored imported closing sections, else summarize."""
+    def report(self, team: Team, label: str | None = None, *, summarize: bool | None = None,
+               draft_unless_reviewed: bool = False) -> Report:
+        """Compile the report. Its closing sections: `summarize` None — the current revision (drafted when
+        there is none); True — drafted anew; False — none. `draft_unless_reviewed`: drafted anew unless the
+        current one is a lead's edit or imported (a stale draft is not worth showing)."""
         cycle = self.resolve_cycle(team, label)
         stored = self.stored_cycle(team, cycle)
         sections = self.section_texts(team, stored, cycle)
         summary: Summary | None = None
-        if summarize is None and stored is not None and stored.imported:
-            summary = self.store.latest_summary(cycle_id=stored.id, sources=("imported",))
-        if summary is None and summarize is not False:
+        revision: SummaryRevision | None = None
+        if summarize is not False and stored is not None:
+            revision = self.store.current_summary(cycle_id=stored.id)
+            if summarize or (draft_unless_reviewed and revision is not None
+                             and revision.source not in ("edited", "imported")):
+                revision = None
+        if revision is not None:
+            summary = revision_summary(revision)
+        elif summarize is not False:
             summary = self.summarize(team, cycle, stored, sections)
+            if stored is not None:
+                revision = self.store.current_summary(cycle_id=stored.id)
+        published = False
+        if revision is not None and stored is not None:
+            last = self.store.latest_snapshot(cycle_id=stored.id, published=True)
+            published = last is not None and last.summary_id == revision.id
         created: datetime | str = self.now().astimezone(self.team_file.tz(team))
         if stored is not None and stored.created_text and all(
                 u.platform == "import" for u in self.store.updates(cycle_id=stored.id)):
             created = stored.created_text  # the imported report as it was, unless people wrote since
         markdown = render_report(cycle=cycle.label, created=created, sections=sections, summary=summary,
                                  language=self.lang(team))
-        return Report(team=team, cycle=cycle.label, sections=sections, summary=summary, markdown=markdown)
+        return Report(team=team, cycle=cycle.label, sections=sections, summary=summary, markdown=markdown,
+                      revision=revision, published=published)
 
     def summarize(self, team: Team, cycle: Cycle, stored: StoredCycle | None,
                   sections: Sequence[SectionText]) -> Summary:
+        """A new draft of the closing sections, kept as the cycle's current revision."""
         request = SummaryRequest(
             team_title=team.title, cycle=cycle.label, language=self.lang(team), sections=tuple(sections),
             last_goals=self.previous_goals(team, cycle),
@@ -627,12 +679,42 @@ class WeeklyService:
             summary = summarize_offline(request)
         else:
             summary = self.summarizer.summarize(request, cycle_id=stored.id if stored else None)
-        if summary.source == "offline" and stored is not None:
-            # kept as this cycle's newest closing sections, so the next cycle's prompts know the plan
-            digest = hashlib.sha256(repr((request.sections, request.last_goals)).encode()).hexdigest()[:32]
-            self.store.put_summary(cycle_id=stored.id, cache_key=f"offline:{stored.id}:{digest}", summary=summary,
-                                   at=self.now())
+        if stored is not None:
+            if summary.source == "offline":
+                digest = hashlib.sha256(repr((request.sections, request.last_goals)).encode()).hexdigest()[:32]
+                self.store.put_summary(cycle_id=stored.id, cache_key=f"offline:{stored.id}:{digest}", summary=summary,
+                                       at=self.now())
+            elif summary.key:  # the model's answer came from the cache: that draft is current again
+                self.store.choose_summary(cache_key=summary.key, at=self.now())
         return summary
+
+    # -- the lead's review ---------------------------------------------------------------------
+    def edit_summary(self, team: Team, label: str | None, member: str, reflections: str, next_week: str) -> Report:
+        """A lead's own closing sections, one item per line ending in its sources, stored as a new revision."""
+        if member not in team.leads:
+            raise UserError("not_lead", team=team.title, cmd="edit")
+        cycle = self.resolve_cycle(team, label)
+        stored = self.opened_cycle(team, cycle)
+        titles = [(s.key, s.title) for s in team.sections]
+        summary = Summary(reflections=parse_items(reflections, titles), next_week=parse_items(next_week, titles),
+                          source="edited")
+        self.store.add_edited_summary(cycle_id=stored.id, summary=summary, author=member, at=self.now())
+        return self.report(team, cycle.label)
+
+    def snapshot(self, report: Report, member: str | None) -> Snapshot:
+        """Keep the report exactly as it is being shown, for Publish to post."""
+        cycle = self.resolve_cycle(report.team, report.cycle)
+        stored = self.opened_cycle(report.team, cycle)
+        return self.store.save_snapshot(cycle_id=stored.id, digest=report.digest, markdown=report.markdown,
+                                        summary_id=report.revision.id if report.revision else None, by=member,
+                                        at=self.now())
+
+    def get_snapshot(self, snapshot_id: int) -> Snapshot | None:
+        return self.store.get_snapshot(snapshot_id=snapshot_id)
+
+    def latest_snapshot(self, team: Team, label: str | None) -> Snapshot | None:
+        stored = self.stored_cycle(team, self.resolve_cycle(team, label))
+        return self.store.latest_snapshot(cycle_id=stored.id) if stored else None
 
     # -- import ------------------------------------------------------------------------------
     def import_reports(self, paths: Sequence[str], *, team: Team, label: str | None = None) -> ImportResult:
@@ -695,6 +777,40 @@ class WeeklyService:
                 )
             result.cycles.append(cycle_label)
         return result
+
+
+def revision_summary(rev: SummaryRevision) -> Summary:
+    """A stored revision as the closing sections a report shows."""
+    return Summary(reflections=[SummaryItem(t, src) for t, src in rev.reflections],
+                   next_week=[SummaryItem(t, src) for t, src in rev.next_week],
+                   source=rev.source,  # type: ignore[arg-type]
+                   note=rev.note, key=rev.key)
+
+
+_NUMBERING = re.compile(r"^\s*(?:\d+[.、)）]|[-*•])\s*")
+_SUFFIX = re.compile(r"\s*(?:（来源[:：]([^（）]*)）|\((?:sources?|source)[:：]\s*([^()]*)\))\s*$", re.I)
+
+
+def parse_items(text: str, sections: Sequence[tuple[str, str]]) -> list[SummaryItem]:
+    """`1. 文本（来源：标题、…）` per line as items whose sources are the sections the suffix names (by title
+    or key); an item without a suffix keeps no sources; `（无）` / `(none)` and blank lines are nothing."""
+    by_title = {norm_title(title): key for key, title in sections} | {key.lower(): key for key, _ in sections}
+    items: list[SummaryItem] = []
+    for raw in (text or "").replace("\r\n", "\n").split("\n"):
+        line = _NUMBERING.sub("", raw, count=1).strip()
+        if not line or line in ("（无）", "(none)", "无"):
+            continue
+        sources: list[str] = []
+        m = _SUFFIX.search(line)
+        if m:
+            line = line[: m.start()].rstrip()
+            for name in re.split(r"[、,，;；]", m.group(1) or m.group(2) or ""):
+                key = by_title.get(norm_title(name.strip().strip("【】"))) or by_title.get(name.strip().lower())
+                if key and key not in sources:
+                    sources.append(key)
+        if line:
+            items.append(SummaryItem(line[:2000], tuple(sources)))
+    return items[:30]
 
 
 def _import_label(label: str, where: str) -> str:

@@ -27,6 +27,8 @@ class ConsoleChat:
         self._session = uuid.uuid4().hex[:12]  # message ids stay unique across chat sessions on one database
         self._buttons: list[Button] = []
         self._mine: dict[str, list[str]] = {}
+        if not list(bot.platforms()):  # published reports are printed here too
+            bot.platforms = lambda: (ConsoleSender(self),)
 
     def name(self, member: str) -> str:
         m = self.bot.service.team_file.members.get(member)

@@ -12,7 +12,7 @@ from bot.chat import Outcome, Reply
 from bot.errors import report_error
 from bot.i18n import t
 from bot.notify import SendError
-from bot.platform import Context
+from bot.platform import Context, Platform
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,17 @@ class ChatEdge:
     name: str  # "Slack", "Feishu": for the log
     app: Context
     delivery_errors: tuple[type[BaseException], ...] = ()
+
+    def platforms(self) -> list[Platform]:
+        """Where a lead's Publish goes from here: this platform, and every other one configured."""
+        from handlers import registry
+
+        others = getattr(self, "_others", None)
+        if others is None:
+            others = [p for plugin in registry.configured(self.app.settings) if plugin.name != self.platform
+                      and (p := plugin.sender(self.app)) is not None]
+            self._others = others
+        return [self.sender, *others]  # type: ignore[attr-defined]  # each subclass has its sender
 
     def _apply(self, work: Callable[[], Outcome]) -> Outcome:
         """Apply an event exactly once, or have the platform deliver it again.

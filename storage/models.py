@@ -206,3 +206,33 @@ class SummaryRow(Base):
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    author: Mapped[str | None] = mapped_column(String(100))  # the lead who edited it; None for a draft
+    chosen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # made current again (regenerated)
+
+
+class SnapshotRow(Base):
+    """A compiled report exactly as a lead saw it in a preview: what Publish posts."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("cycle_id", "digest", name="uq_snapshot_digest"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    markdown: Mapped[str] = mapped_column(Text)
+    summary_id: Mapped[int | None] = mapped_column(ForeignKey("summaries.id", ondelete="SET NULL"))
+    made_by: Mapped[str | None] = mapped_column(String(100))
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DocumentRow(Base):
+    """A cycle's published document on a platform (a Feishu 云文档, a Slack canvas), updated in place."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("cycle_id", "target", name="uq_document_target"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

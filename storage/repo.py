@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -17,11 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import AlreadyHandled
 from bot.model import Summary, SummaryItem
-from bot.records import Outgoing, StoredCycle, StoredRevision, StoredSection, StoredUpdate
+from bot.records import (
+    Outgoing,
+    Snapshot,
+    StoredCycle,
+    StoredRevision,
+    StoredSection,
+    StoredUpdate,
+    SummaryRevision,
+)
 from storage.db import READ
 from storage.models import (
     AwayRow,
     CycleRow,
+    DocumentRow,
     IdentityRow,
     MemberRow,
     OutgoingRow,
@@ -29,6 +38,7 @@ from storage.models import (
     RevisionRow,
     SectionRow,
     SkipRow,
+    SnapshotRow,
     SummaryRow,
     TeamRow,
     UpdateRow,
@@ -535,6 +545,7 @@ class Store:
                 row.dropped = list(summary.dropped)
                 row.tokens_in, row.tokens_out, row.latency_ms = summary.tokens_in, summary.tokens_out, summary.latency_ms
                 row.created_at = at
+                row.chosen_at = at
         except IntegrityError:
             pass  # a concurrent writer stored the same key: same inputs, same answer
 
@@ -546,6 +557,114 @@ class Store:
             )
             return None if row is None else self._summary(row)
 
+    # -- closing sections as revisions ---------------------------------------------------------
+    _CURRENT = (func.coalesce(SummaryRow.chosen_at, SummaryRow.created_at).desc(), SummaryRow.id.desc())
+
+    def current_summary(self, *, cycle_id: int, sources: Sequence[str] | None = None) -> SummaryRevision | None:
+        """The newest revision (made, or drafted again, last), of the given sources when given."""
+        with self._read() as s:
+            q = select(SummaryRow).where(SummaryRow.cycle_id == cycle_id)
+            if sources is not None:
+                q = q.where(SummaryRow.source.in_(list(sources)))
+            row = s.scalar(q.order_by(*self._CURRENT).limit(1))
+            return None if row is None else self._revision(row)
+
+    def summary_revisions(self, *, cycle_id: int) -> list[SummaryRevision]:
+        with self._read() as s:
+            q = select(SummaryRow).where(SummaryRow.cycle_id == cycle_id).order_by(SummaryRow.created_at, SummaryRow.id)
+            return [self._revision(r) for r in s.scalars(q)]
+
+    def summary_revision(self, *, summary_id: int) -> SummaryRevision | None:
+        with self._read() as s:
+            row = s.get(SummaryRow, summary_id)
+            return None if row is None else self._revision(row)
+
+    def add_edited_summary(self, *, cycle_id: int, summary: Summary, author: str, at: datetime) -> int:
+        with self._tx() as s:
+            row = SummaryRow(cycle_id=cycle_id, cache_key=f"edited:{cycle_id}:{at.timestamp():.6f}:{author}",
+                             source="edited", reflections=_items(summary.reflections),
+                             next_week=_items(summary.next_week), dropped=[], created_at=at, chosen_at=at,
+                             author=author, tokens_in=0, tokens_out=0, latency_ms=0)
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def choose_summary(self, *, cache_key: str, at: datetime) -> None:
+        """Make a stored draft the current revision again (it was drafted anew with nothing changed)."""
+        with self._tx() as s:
+            s.execute(update(SummaryRow).where(SummaryRow.cache_key == cache_key).values(chosen_at=at))
+
+    @staticmethod
+    def _revision(row: SummaryRow) -> SummaryRevision:
+        def items(data: list[dict[str, Any]] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+            return tuple((i.text, i.sources) for i in _unitems(data))
+
+        return SummaryRevision(id=row.id, key=row.cache_key, source=row.source, author=row.author,
+                               created_at=row.created_at, current_at=row.chosen_at or row.created_at,
+                               reflections=items(row.reflections), next_week=items(row.next_week), note=row.note)
+
+    # -- snapshots and documents ---------------------------------------------------------------
+    def save_snapshot(self, *, cycle_id: int, digest: str, markdown: str, summary_id: int | None, by: str | None,
+                      at: datetime) -> Snapshot:
+        """The snapshot of this report (the same report shown twice is one snapshot)."""
+        def find(s: Session) -> SnapshotRow | None:
+            return s.scalar(select(SnapshotRow).where(SnapshotRow.cycle_id == cycle_id, SnapshotRow.digest == digest))
+
+        try:
+            with self._tx() as s:
+                row = find(s)
+                if row is None:
+                    row = SnapshotRow(cycle_id=cycle_id, digest=digest, markdown=markdown, summary_id=summary_id,
+                                      made_by=by, made_at=at)
+                    s.add(row)
+                    s.flush()
+                return self._snapshot(row)
+        except IntegrityError:  # made by another process at the same moment
+            with self._read() as s:
+                found = find(s)
+                assert found is not None
+                return self._snapshot(found)
+
+    def get_snapshot(self, *, snapshot_id: int) -> Snapshot | None:
+        with self._read() as s:
+            row = s.get(SnapshotRow, snapshot_id)
+            return None if row is None else self._snapshot(row)
+
+    def latest_snapshot(self, *, cycle_id: int, published: bool = False) -> Snapshot | None:
+        with self._read() as s:
+            q = select(SnapshotRow).where(SnapshotRow.cycle_id == cycle_id)
+            if published:
+                q = q.where(SnapshotRow.published_at.is_not(None)).order_by(SnapshotRow.published_at.desc(),
+                                                                      SnapshotRow.id.desc())
+            else:
+                q = q.order_by(SnapshotRow.made_at.desc(), SnapshotRow.id.desc())
+            row = s.scalar(q.limit(1))
+            return None if row is None else self._snapshot(row)
+
+    def mark_published(self, *, snapshot_id: int, at: datetime) -> None:
+        with self._tx() as s:
+            s.execute(update(SnapshotRow).where(SnapshotRow.id == snapshot_id).values(published_at=at))
+
+    @staticmethod
+    def _snapshot(row: SnapshotRow) -> Snapshot:
+        return Snapshot(id=row.id, cycle_id=row.cycle_id, digest=row.digest, markdown=row.markdown,
+                        summary_id=row.summary_id, made_by=row.made_by, made_at=row.made_at,
+                        published_at=row.published_at)
+
+    def document(self, *, cycle_id: int, target: str) -> tuple[str, str | None] | None:
+        """(external id, url) of the cycle's document on a target, if one was made."""
+        with self._read() as s:
+            row = s.scalar(select(DocumentRow).where(DocumentRow.cycle_id == cycle_id, DocumentRow.target == target))
+            return None if row is None or not row.external_id else (row.external_id, row.url)
+
+    def put_document(self, *, cycle_id: int, target: str, external_id: str, url: str | None, at: datetime) -> None:
+        with self._tx() as s:
+            row = s.scalar(select(DocumentRow).where(DocumentRow.cycle_id == cycle_id, DocumentRow.target == target))
+            if row is None:
+                s.add(DocumentRow(cycle_id=cycle_id, target=target, external_id=external_id, url=url, at=at))
+            else:
+                row.external_id, row.url, row.at = external_id, url, at
+
     @staticmethod
     def _summary(row: SummaryRow) -> Summary:
         return Summary(
@@ -553,4 +672,5 @@ class Store:
             source=row.source,  # type: ignore[arg-type]
             note=row.note, dropped=list(row.dropped or []), prompt_version=row.prompt_version, model=row.model,
             tokens_in=row.tokens_in, tokens_out=row.tokens_out, latency_ms=row.latency_ms, calls=0,
+            key=row.cache_key,
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from bot.chat import ChatBot
 from bot.wiring import App
 
-from .conftest import FixedClock, at, console, said
+from .conftest import console, said
 
 
 def test_an_answer_is_confirmed_and_shown_in_the_draft(make_app: Callable[..., App]) -> None:
@@ -45,30 +45,6 @@ def test_remind_dms_the_missing_and_tells_the_lead(make_app: Callable[..., App])
     assert lines[0].startswith("  bot → 赵敏 (DM): 提醒：支付清算中心周报 2024-W42 将在 10-17 18:00 截止，你负责的【O1 业务服务】")
     assert lines[1].startswith("  bot → 王芳: 提醒：支付清算中心周报 2024-W42 将在 10-17 18:00 截止，你负责的【其他】")
     assert lines[2] == "  bot → 王芳: 已提醒 2 位尚未提交的负责人：赵敏、王芳"
-
-
-def test_publish_twice_in_a_row_posts_once(make_app: Callable[..., App]) -> None:
-    clock = FixedClock(at("2024-10-17 18:30"))
-    app = make_app(clock)
-    app.service.record("zhang", "对账差错2笔。", platform="console", message_id="z1")
-    chat, out = console(app, "wang")
-    chat.handle("/weekly summary")
-    lines = said(out)
-    assert lines[0] == "  bot → 王芳: 正在生成 2024-W42 的周报，稍后发给你。"
-    assert lines[1] == "  bot → 王芳: # 2024-W42"
-    assert lines[-1] == "    [1] 发布到频道"
-    chat.handle("1")
-    assert said(out) == ["  bot → #C0WEEKLY01: 支付清算中心周报 2024-W42", "    [file: clearing-2024-W42.md, 35 lines]",
-                         "  bot → 王芳: 周报已发布到频道。"]
-    chat.handle("/weekly summary")
-    said(out)
-    chat.handle("1")
-    assert said(out) == ["  bot → 王芳: 这份周报刚刚已经发布过了。"]
-    clock.now = at("2024-10-17 19:00")  # later, on purpose: published again
-    chat.handle("/weekly summary")
-    said(out)
-    chat.handle("1")
-    assert said(out)[-1] == "  bot → 王芳: 周报已发布到频道。"
 
 
 def test_someone_not_in_the_team_file_is_told_so(make_app: Callable[..., App]) -> None:

@@ -375,8 +375,10 @@ def test_a_leads_summary_is_answered_at_once_and_the_report_arrives_after_the_sl
     expected = ChatBot(feishu.app.service).report_replies(feishu.app.service.report(feishu.app.service.team("clearing")))
     assert expected[0].file is not None
     assert (report.msg_type, report.text) == ("interactive", expected[0].text.rstrip("\n"))
-    assert report.text.startswith(f"# {CYCLE}\n")
-    assert report.buttons == [("发布到频道", {"action": "publish", "value": f"clearing:{CYCLE}"})]
+    assert report.text.startswith(f"{TEAM_TITLE} {CYCLE} 周报预览。")
+    assert report.buttons == [("编辑", {"action": "edit", "value": f"clearing:{CYCLE}"}),
+                              ("重新生成", {"action": "regenerate", "value": f"clearing:{CYCLE}"}),
+                              ("发布", {"action": "publish", "value": expected[0].buttons[2].value})]
     assert file.msg_type == "file"
     assert feishu.fake.files[file.content["file_key"]] == expected[0].file
 
@@ -403,13 +405,15 @@ def test_an_owner_of_two_sections_gets_a_card_and_pressing_a_button_assigns(feis
 def test_publish_sends_the_report_to_the_publish_chat(feishu: Feishu) -> None:
     feishu.say(ou("zhang"), "对账差错3笔")
     feishu.fake.wait_messages(1)
-    assert feishu.press(ou("wang"), "publish", f"clearing:{CYCLE}", chat_id=dm(ou("wang"))) == {}
+    team = feishu.app.service.team("clearing")
+    [preview] = ChatBot(feishu.app.service).report_replies(feishu.app.service.report(team), "wang")
+    assert feishu.press(ou("wang"), "publish", preview.buttons[2].value, chat_id=dm(ou("wang"))) == {}
     title, file = feishu.fake.wait_messages(2, receive_id=PUBLISH_CHAT)
     assert (title.receive_id_type, title.text) == ("chat_id", f"{TEAM_TITLE} {CYCLE}")
     name, content = feishu.fake.files[file.content["file_key"]]
     assert name == f"clearing-{CYCLE}.md" and content.startswith(f"# {CYCLE}\n") and "对账差错3笔" in content
     feishu.fake.wait_messages(1, receive_id=dm(ou("wang")))
-    assert feishu.texts(dm(ou("wang"))) == [t("zh", "published")]
+    assert feishu.texts(dm(ou("wang"))) == [t("zh", "published", targets=f"#{PUBLISH_CHAT}")]
 
 
 # -- sending -------------------------------------------------------------------------------------

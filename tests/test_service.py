@@ -59,6 +59,7 @@ def test_report_json_has_the_spec_shape_and_team_file_order(make_app: Callable[.
     app.service.import_reports([str(W40)], team=team)
     data = app.service.report(team, "2024-W40", summarize=True).to_json()
     assert list(data) == ["team", "cycle", "title", "sections", "reflections", "next_week", "summary_source",
+                          "summary_state", "edited",
                           "markdown"]
     assert (data["team"], data["cycle"], data["title"], data["summary_source"]) == (
         "clearing", "2024-W40", "支付清算中心周报", "offline")

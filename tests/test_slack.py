@@ -401,11 +401,22 @@ def test_an_owner_of_two_sections_gets_buttons_and_pressing_one_assigns(slack: S
     assert answer.params["text"] == recorded("O1 业务服务", "招商银行直连联调完成")
 
 
+def preview_buttons(slack: Slack) -> dict[str, str]:
+    """The lead's `/weekly summary` preview: its buttons' action ids and values."""
+    slack.command("U0WANG0001", "summary", reply_to="summary")
+    [answer] = slack.fake.wait_for("respond")
+    slack.fake.wait_for("files.completeUploadExternal")
+    slack.fake.clear()
+    return {e["action_id"]: e["value"] for e in answer.params["blocks"][-1]["elements"]}
+
+
 def test_publish_posts_the_report_to_the_publish_channel(slack: Slack) -> None:
     slack.say("U0ZHANG001", "对账差错3笔")
-    assert slack.press("U0WANG0001", "weekly_publish", f"clearing:{CYCLE}") == 200
+    buttons = preview_buttons(slack)
+    assert list(buttons) == ["weekly_edit", "weekly_regenerate", "weekly_publish"]
+    assert slack.press("U0WANG0001", "weekly_publish", buttons["weekly_publish"]) == 200
     [answer] = slack.fake.wait_for("respond")
-    assert answer.params["text"] == to_slack(t("zh", "published"))
+    assert answer.params["text"] == to_slack(t("zh", "published", targets="#C0WEEKLY01"))
     [upload] = slack.fake.uploads()
     assert (upload.channel, upload.filename, upload.initial_comment) == (
         "C0WEEKLY01", f"clearing-{CYCLE}.md", f"{TEAM_TITLE} {CYCLE}")
@@ -415,9 +426,10 @@ def test_publish_posts_the_report_to_the_publish_channel(slack: Slack) -> None:
 
 @sqlite_only
 def test_only_a_lead_may_publish(slack: Slack) -> None:
-    assert slack.press("U0ZHANG001", "weekly_publish", f"clearing:{CYCLE}") == 200
+    buttons = preview_buttons(slack)
+    assert slack.press("U0ZHANG001", "weekly_publish", buttons["weekly_publish"]) == 200
     [answer] = slack.fake.wait_for("respond")
-    assert answer.params["text"] == to_slack(t("zh", "not_lead", team=TEAM_TITLE, cmd="summary"))
+    assert answer.params["text"] == to_slack(t("zh", "not_lead", team=TEAM_TITLE, cmd="publish"))
     assert slack.fake.uploads() == []
 
 
@@ -446,9 +458,10 @@ def test_a_leads_summary_is_acked_at_once_and_the_report_arrives_after_the_slow_
     slack.app.service.summarizer = None  # the same report again, offline and at once
     expected = ChatBot(slack.app.service).report_replies(slack.app.service.report(slack.app.service.team("clearing")))
     assert answer.params["text"] == to_slack(expected[0].text)
-    assert answer.params["text"].startswith(f"# {CYCLE}\n")
-    [publish] = answer.params["blocks"][-1]["elements"]
-    assert (publish["action_id"], publish["value"]) == ("weekly_publish", f"clearing:{CYCLE}")
+    assert answer.params["text"].startswith(f"{TEAM_TITLE} {CYCLE} 周报预览。")
+    edit, regenerate, publish = answer.params["blocks"][-1]["elements"]
+    assert (edit["action_id"], edit["value"]) == ("weekly_edit", f"clearing:{CYCLE}")
+    assert (publish["action_id"], publish["value"]) == ("weekly_publish", expected[0].buttons[2].value)
     slack.fake.wait_for("files.completeUploadExternal")
     [file] = slack.fake.uploads()
     assert expected[0].file is not None

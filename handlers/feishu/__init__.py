@@ -27,6 +27,17 @@ import lark_oapi as lark
 import requests
 from lark_oapi.api.auth.v3 import InternalTenantAccessTokenRequest, InternalTenantAccessTokenRequestBody
 from lark_oapi.api.contact.v3 import BatchGetIdUserRequest, BatchGetIdUserRequestBody, GetUserRequest
+from lark_oapi.api.docx.v1 import (
+    BatchDeleteDocumentBlockChildrenRequest,
+    BatchDeleteDocumentBlockChildrenRequestBody,
+    ConvertDocumentRequest,
+    ConvertDocumentRequestBody,
+    CreateDocumentBlockDescendantRequest,
+    CreateDocumentBlockDescendantRequestBody,
+    CreateDocumentRequest,
+    CreateDocumentRequestBody,
+    GetDocumentBlockChildrenRequest,
+)
 from lark_oapi.api.im.v1 import (
     CreateFileRequest,
     CreateFileRequestBody,
@@ -70,12 +81,14 @@ QUICK_TIMEOUT_S = 2  # a call made before Feishu's 3-second answer deadline
 TEXT_LIMIT = 30000  # characters in one text message (Feishu allows 150 KB)
 CARD_TEXT_LIMIT = 8000  # characters of text in one card (a card may be 30 KB of JSON)
 CARD_CHUNK = 2000
+FORM_INPUT_LIMIT = 5000  # characters in one card input
 MAX_BUTTONS = 20
 MAX_WAIT_S = 10.0  # the longest a rate limit is waited out
 RATE_LIMITED = frozenset({99991400, 230020})  # app-wide and per-chat frequency limits
 TOKEN_REFUSED = frozenset({99991661, 99991663})  # a cached tenant_access_token Feishu no longer accepts
 HANDLED = frozenset({"url_verification", "im.message.receive_v1", "im.message.recalled_v1", "card.action.trigger"})
-SLOW_ACTIONS = frozenset({"publish"})  # compiles the report: answered at once, done afterwards
+DOC_URL = "https://feishu.cn/docx/"  # where a 云文档 opens (the tenant's own domain redirects from it)
+SLOW_ACTIONS = frozenset({"publish", "regenerate", "summary", "edit_summary"})  # compiles the report: answered at once, done afterwards
 _MENTION_KEY = re.compile(r"@_user_\d+")
 
 
@@ -179,6 +192,51 @@ class FeishuApi:
             return self.client.im.v1.file.create(CreateFileRequest.builder().request_body(body).build())
 
         return str(self.call("uploading a file", make).data.file_key)
+
+    # -- 云文档 (docx) --------------------------------------------------------------------------
+    def create_document(self, title: str) -> str:
+        """docx/v1/documents: a new document; its document_id."""
+
+        def make() -> Any:
+            return self.client.docx.v1.document.create(CreateDocumentRequest.builder().request_body(
+                CreateDocumentRequestBody.builder().title(title[:800]).build()).build())
+
+        return str(self.call("creating a document", make).data.document.document_id)
+
+    def write_markdown(self, document_id: str, markdown: str) -> None:
+        """Replace the document's content by the Markdown: convert it to blocks, delete the old top-level
+        blocks, insert the new ones under the page block (whose id is the document's)."""
+
+        def convert() -> Any:
+            return self.client.docx.v1.document.convert(ConvertDocumentRequest.builder().request_body(
+                ConvertDocumentRequestBody.builder().content_type("markdown").content(markdown).build()).build())
+
+        converted = self.call("converting Markdown to blocks", convert).data
+
+        def children() -> Any:
+            return self.client.docx.v1.document_block_children.get(
+                GetDocumentBlockChildrenRequest.builder().document_id(document_id).block_id(document_id)
+                .page_size(500).build())
+
+        old = list(self.call("reading a document", children).data.items or [])
+        if old:
+            def delete() -> Any:
+                return self.client.docx.v1.document_block_children.batch_delete(
+                    BatchDeleteDocumentBlockChildrenRequest.builder().document_id(document_id).block_id(document_id)
+                    .request_body(BatchDeleteDocumentBlockChildrenRequestBody.builder().start_index(0)
+                                  .end_index(len(old)).build()).build())
+
+            self.call("clearing a document", delete)
+
+        def insert() -> Any:
+            body = (CreateDocumentBlockDescendantRequestBody.builder()
+                    .children_id(list(converted.first_level_block_ids or [])).index(0)
+                    .descendants(list(converted.blocks or [])).build())
+            return self.client.docx.v1.document_block_descendant.create(
+                CreateDocumentBlockDescendantRequest.builder().document_id(document_id).block_id(document_id)
+                .document_revision_id(-1).request_body(body).build())
+
+        self.call("writing a document", insert)
 
     def open_id_by_email(self, email: str) -> str | None:
         """contact/v3/users/batch_get_id: the open_id of the user with this email, if any."""
@@ -454,6 +512,26 @@ def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def form_card(reply: Reply) -> dict[str, Any]:
+    """A card (JSON 2.0) with a form: one multiline input per field, prefilled, and a submit button whose
+    callback carries {action, value} and the inputs as form_value."""
+    form = reply.form
+    assert form is not None
+    inputs: list[dict[str, Any]] = [
+        {"tag": "input", "name": f.name, "input_type": "multiline_text", "rows": 6, "max_length": FORM_INPUT_LIMIT,
+         "label": {"tag": "plain_text", "content": f.label[:100]}, "label_position": "top",
+         "default_value": f.initial[:FORM_INPUT_LIMIT], "width": "fill"}
+        for f in form.fields
+    ]
+    submit = {"tag": "button", "name": "submit", "type": "primary", "form_action_type": "submit",
+              "text": {"tag": "plain_text", "content": form.submit[:40]},
+              "behaviors": [{"type": "callback", "value": {"action": form.action, "value": form.value}}]}
+    return {"schema": "2.0", "config": {"update_multi": True},
+            "header": {"title": {"tag": "plain_text", "content": form.title[:100]}},
+            "body": {"elements": [{"tag": "markdown", "content": _fit(reply.text, CARD_CHUNK)},
+                                  {"tag": "form", "name": "form_" + form.action, "elements": [*inputs, submit]}]}}
+
+
 def card_for(reply: Reply) -> dict[str, Any]:
     """An interactive card (JSON 1.0): the text as plain-text blocks, then a button per Button.
 
@@ -534,13 +612,24 @@ class FeishuSender:
         except FeishuApiError as e:
             raise SendError(f"Feishu: posting to {channel} failed: {e}") from e
 
+    def write_document(self, title: str, markdown: str, existing: str | None) -> tuple[str, str | None]:
+        """A cycle's 云文档: created the first time, its content replaced when published again."""
+        try:
+            document_id = existing or self.api.create_document(title)
+            self.api.write_markdown(document_id, markdown)
+        except FeishuApiError as e:
+            raise SendError(f"Feishu: writing the document failed: {e}") from e
+        return document_id, f"{DOC_URL}{document_id}"
+
     def post_chat(self, chat_id: str, reply: Reply) -> None:
         """A reply in a chat (a DM's chat or a group, `publish.feishu`)."""
         self.post("chat_id", chat_id, reply)
 
     def post(self, id_type: str, receive_id: str, reply: Reply) -> None:
         """Text (a card when there are buttons), then the file as a file message."""
-        if reply.buttons:
+        if reply.form is not None:
+            self.api.send(id_type, receive_id, "interactive", form_card(reply), dedupe=reply.key)
+        elif reply.buttons:
             self.api.send(id_type, receive_id, "interactive", card_for(reply), dedupe=reply.key)
         elif reply.text.strip():
             self.api.send(id_type, receive_id, "text", {"text": _fit(reply.text, TEXT_LIMIT)}, dedupe=reply.key)
@@ -582,7 +671,7 @@ class FeishuEdge(ChatEdge):
         self.app = app
         self.api = api
         self.quick = quick
-        self.chat = ChatBot(app.service)
+        self.chat = ChatBot(app.service, platforms=self.platforms)
         self.directory = FeishuDirectory(api, quick, app)
         self.sender = FeishuSender(api, self.directory)
         self.gate = RequestGate(encrypt_key=encrypt_key, verification_token=verification_token)
@@ -707,9 +796,14 @@ class FeishuEdge(ChatEdge):
             else:
                 self.sender.post("open_id", open_id, reply)
 
+        form_value = getattr(event.action, "form_value", None) if event.action else None
+        fields = tuple(sorted((str(k), v if isinstance(v, str) else "") for k, v in form_value.items())
+                       ) if isinstance(form_value, dict) else ()
+
         def run() -> Outcome:
             self.directory.recognise(open_id)
-            return self.chat.handle(Incoming(PLATFORM, open_id, "action", action=action, value=arg, event_id=event_id))
+            return self.chat.handle(Incoming(PLATFORM, open_id, "form" if fields else "action", action=action,
+                                             value=arg, event_id=event_id, fields=fields))
 
         if action in SLOW_ACTIONS:
             self._later(lambda: self._deliver(self._safely(run), here))
@@ -721,7 +815,7 @@ class FeishuEdge(ChatEdge):
             self._later(lambda: self._deliver(rest, here))
         if now is None:
             return P2CardActionTriggerResponse({})
-        return P2CardActionTriggerResponse({"card": {"type": "raw", "data": card_for(now)}})
+        return P2CardActionTriggerResponse({"card": {"type": "raw", "data": form_card(now) if now.form else card_for(now)}})
 
     # -- shared --------------------------------------------------------------------------------
     def bot_open_id(self) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import time
@@ -35,19 +36,22 @@ from starlette.routing import BaseRoute, Route
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.i18n import t
 from bot.notify import SendError
-from bot.platform import Context, Incoming
+from bot.platform import Context, Form, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, load_json, read_body
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 ACTION_PREFIX = "weekly_"
+FORM_PREFIX = "weekly_form_"  # a modal's callback_id: weekly_form_<ChatBot form action>
 PENDING = "weekly_pending"  # the context key an ack function leaves its work under for the lazy one
 BLOCK_TEXT_LIMIT = 3000  # Block Kit: characters in one section's text
 MESSAGE_TEXT_LIMIT = 39000  # chat.postMessage truncates text past 40,000 characters
 MAX_BLOCKS = 50
 MAX_BUTTONS = 25
+INPUT_LIMIT = 3000  # Block Kit: characters in a plain_text_input
 QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
 HISTORY_LOOKBACK = 30  # messages of a DM searched for one a crashed sender may have sent
@@ -319,6 +323,18 @@ class SlackSender:
         except (SlackClientError, OSError) as e:
             raise SendError(f"Slack: posting to {channel} failed: {describe(e)}") from e
 
+    def write_document(self, title: str, markdown: str, existing: str | None) -> tuple[str, str | None]:
+        """A cycle's canvas: canvases.create the first time, canvases.edit (replace) when published again."""
+        content = {"type": "markdown", "markdown": markdown}
+        try:
+            if existing:
+                self.client.canvases_edit(canvas_id=existing, changes=[{"operation": "replace",
+                                                                        "document_content": content}])
+                return existing, None
+            return str(self.client.canvases_create(title=title, document_content=content)["canvas_id"]), None
+        except (SlackClientError, OSError) as e:
+            raise SendError(f"Slack: writing the canvas failed: {describe(e)}") from e
+
     def delivered(self, member: str, key: str) -> bool:
         """Whether a message with this key is among the bot's latest in the member's DM (a sender that died
         right after Slack took it never marked it sent)."""
@@ -396,7 +412,7 @@ class SlackEdge(ChatEdge):
     def __init__(self, app: Context, client: WebClient, *, signing_secret: str | None) -> None:
         self.app = app
         self.client = client
-        self.chat = ChatBot(app.service)
+        self.chat = ChatBot(app.service, platforms=self.platforms)
         self.directory = SlackDirectory(client, app)
         self.sender = SlackSender(client, self.directory)
         self.bolt = _bolt_app(client, signing_secret)
@@ -404,6 +420,7 @@ class SlackEdge(ChatEdge):
         self.bolt.event("message")(ack=self._on_message, lazy=[self._after_message])
         self.bolt.command("/weekly")(ack=self._on_command, lazy=[self._after_command])
         self.bolt.action(re.compile("^" + ACTION_PREFIX))(ack=self._on_action, lazy=[self._after_action])
+        self.bolt.view(re.compile("^" + FORM_PREFIX))(ack=self._on_form, lazy=[self._after_form])
 
     # -- HTTP ---------------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -477,7 +494,7 @@ class SlackEdge(ChatEdge):
             return self.chat.handle(Incoming(PLATFORM, user, "command", text))
 
         outcome = self._safely(run)
-        now = [r for r in outcome.replies if not (r.to or r.channel or r.file)]
+        now = [r for r in outcome.replies if not (r.to or r.channel or r.file or r.form)]
         rest = tuple(r for r in outcome.replies if r not in now)
         blocks = [b for r in now for b in blocks_for(r) or ()]
         text = fallback_text("\n\n".join(r.text for r in now))
@@ -487,10 +504,13 @@ class SlackEdge(ChatEdge):
             ack()
         context[PENDING] = Pending(user, None, rest, outcome.later)
 
-    def _after_command(self, context: BoltContext, respond: Respond) -> None:
+    def _after_command(self, context: BoltContext, respond: Respond, command: dict[str, Any]) -> None:
         pending: Pending | None = context.get(PENDING)
+        trigger = str(command.get("trigger_id") or "")
+        url = str(command.get("response_url") or "")
         if pending is not None:
-            self._deliver(Outcome(list(pending.replies), pending.later), lambda r: self._respond(respond, pending.user_id, r))
+            self._deliver(Outcome(list(pending.replies), pending.later),
+                          lambda r: self._respond(respond, pending.user_id, r, trigger=(trigger, url)))
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_action(self, ack: Ack) -> None:
@@ -504,12 +524,77 @@ class SlackEdge(ChatEdge):
         value = str(pressed.get("value") or "")
         outcome = self._safely(lambda: self.chat.handle(Incoming(PLATFORM, user, "action", action=action, value=value)))
         replace = action == "assign"  # the question with the buttons becomes the confirmation
+        trigger = (str(body.get("trigger_id") or ""), str(body.get("response_url") or ""))
         self._deliver(outcome,
-                      lambda r: self._respond(respond, user, r, replace=replace))
+                      lambda r: self._respond(respond, user, r, replace=replace, trigger=trigger))
+
+    # -- forms (modals) ------------------------------------------------------------------------
+    def _open_form(self, trigger_id: str, form: Form, response_url: str) -> None:
+        """A modal with one multiline input per field, prefilled; its submission comes back as view_submission."""
+        blocks = [{"type": "input", "block_id": f.name, "optional": True,
+                   "label": {"type": "plain_text", "text": f.label[:2000]},
+                   "element": {"type": "plain_text_input", "action_id": "text", "multiline": True,
+                               "max_length": INPUT_LIMIT, **({"initial_value": f.initial[:INPUT_LIMIT]} if f.initial else {})}}
+                  for f in form.fields]
+        view = {"type": "modal", "callback_id": FORM_PREFIX + form.action,
+                "title": {"type": "plain_text", "text": form.title[:24]},
+                "submit": {"type": "plain_text", "text": form.submit[:24]},
+                "private_metadata": json.dumps({"value": form.value, "response_url": response_url})[:3000],
+                "blocks": blocks}
+        self.client.views_open(trigger_id=trigger_id, view=view)
+
+    def _on_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+        """A submitted modal: an empty one is refused in place (response_action errors); otherwise stored before
+        the ack, and the fresh preview follows it."""
+        user = str((body.get("user") or {}).get("id") or "")
+        values = (view.get("state") or {}).get("values") or {}
+        fields = {block: str(((v or {}).get("text") or {}).get("value") or "") for block, v in values.items()
+                  if isinstance(v, dict)}
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        if not any(x.strip() for x in fields.values()):
+            lang = self.chat.lang(self.chat.member(PLATFORM, user))
+            ack(response_action="errors", errors={name: t(lang, "form_empty") for name in fields} or {})
+            return
+        action = str(view.get("callback_id") or "").removeprefix(FORM_PREFIX)
+        outcome = self._safely(lambda: self.chat.handle(Incoming(PLATFORM, user, "form", action=action,
+                                                                 value=str(meta.get("value") or ""),
+                                                                 fields=tuple(sorted(fields.items())))))
+        ack()
+        context[PENDING] = Pending(user, str(meta.get("response_url") or "") or None, tuple(outcome.replies),
+                                   outcome.later)
+
+    def _after_form(self, context: BoltContext) -> None:
+        """After the ack: the new preview replaces the old one (its response_url), else goes to the DM."""
+        pending: Pending | None = context.get(PENDING)
+        if pending is None:
+            return
+        url = pending.channel
+        respond = Respond(response_url=url) if url else None
+        user = pending.user_id
+
+        def here(r: Reply) -> None:
+            if respond is not None:
+                self._respond(respond, user, r)
+            else:
+                self.sender.post(self.sender.dm_channel(user), r)
+
+        self._deliver(Outcome(list(pending.replies), pending.later), here)
 
     # -- shared --------------------------------------------------------------------------------
-    def _respond(self, respond: Respond, user_id: str, reply: Reply, *, replace: bool = False) -> None:
-        """Answer whoever typed or pressed, through response_url; a file (or a failed answer) goes to their DM."""
+    def _respond(self, respond: Respond, user_id: str, reply: Reply, *, replace: bool = False,
+                 trigger: tuple[str, str] = ("", "")) -> None:
+        """Answer whoever typed or pressed, through response_url; a file (or a failed answer) goes to their DM;
+        a form opens as a modal (with the trigger of the press or command that asked for it)."""
+        if reply.form is not None and trigger[0]:
+            try:
+                self._open_form(trigger[0], reply.form, trigger[1])
+                return
+            except (SlackClientError, OSError) as e:
+                logger.warning("Slack: views.open failed (%s)", describe(e))
         if reply.text.strip() or reply.buttons:
             try:
                 kind: dict[str, Any] = {"replace_original": True} if replace else {"response_type": "ephemeral"}

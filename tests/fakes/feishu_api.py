@@ -62,6 +62,7 @@ class FakeFeishuApi(RecordingServer[Call]):
         self.users = dict(users or {})  # email → open_id, for batch_get_id and users/:id
         self.app_secret = app_secret
         self.files: dict[str, tuple[str, str]] = {}  # file_key → (name, content)
+        self.documents: dict[str, list[dict[str, Any]]] = {}  # 云文档 id → its top-level blocks
         self._failures: dict[str, _Failure] = {}
         super().__init__(self._handler(), "fake-feishu")
 
@@ -115,7 +116,41 @@ class FakeFeishuApi(RecordingServer[Call]):
             if email is None:
                 return {"code": 41050, "msg": "no user authority error"}
             return {"code": 0, "msg": "success", "data": {"user": {"open_id": open_id, "email": email}}}
+        if method.startswith("docx."):
+            return self._docx(method, params, path)
         return {"code": 0, "msg": "success"}
+
+    def _docx(self, method: str, params: dict[str, Any], path: str) -> dict[str, Any]:
+        """云文档: documents as lists of top-level blocks; Markdown converts to one text block per line."""
+        parts = path.removeprefix("/open-apis/docx/v1/documents/").split("/")
+        if method == "docx.create":
+            doc = self.next_id("doxcnFAKE")
+            self.documents[doc] = []
+            return {"code": 0, "msg": "success", "data": {"document": {"document_id": doc, "revision_id": 1,
+                                                                       "title": params.get("title")}}}
+        if method == "docx.convert":
+            lines = [ln for ln in str(params.get("content") or "").split("\n") if ln.strip()]
+            blocks = [{"block_id": f"cv{n}", "block_type": 2, "text": {"elements": [{"text_run": {"content": ln}}]}}
+                      for n, ln in enumerate(lines)]
+            return {"code": 0, "msg": "success", "data": {"first_level_block_ids": [b["block_id"] for b in blocks],
+                                                          "blocks": blocks}}
+        doc = parts[0]
+        if doc not in self.documents:
+            return {"code": 1770002, "msg": "not found"}
+        if method == "docx.children":
+            return {"code": 0, "msg": "success", "data": {"items": self.documents[doc], "has_more": False}}
+        if method == "docx.batch_delete":
+            del self.documents[doc][int(params.get("start_index") or 0):int(params.get("end_index") or 0)]
+            return {"code": 0, "msg": "success", "data": {}}
+        if method == "docx.descendant":
+            by_id = {b["block_id"]: b for b in params.get("descendants") or []}
+            self.documents[doc] += [by_id[i] for i in params.get("children_id") or [] if i in by_id]
+            return {"code": 0, "msg": "success", "data": {}}
+        return {"code": 0, "msg": "success"}
+
+    def document_text(self, doc: str) -> list[str]:
+        """A document's lines, as its text blocks hold them."""
+        return [e["text_run"]["content"] for b in self.documents[doc] for e in b.get("text", {}).get("elements", [])]
 
     @staticmethod
     def _method(http_method: str, path: str) -> str:
@@ -132,6 +167,16 @@ class FakeFeishuApi(RecordingServer[Call]):
             return "contact.user.batch_get_id"
         if p.startswith("contact/v3/users/") and http_method == "GET":
             return "contact.user.get"
+        if p == "docx/v1/documents":
+            return "docx.create"
+        if p == "docx/v1/documents/blocks/convert":
+            return "docx.convert"
+        if p.startswith("docx/v1/documents/") and p.endswith("/children") and http_method == "GET":
+            return "docx.children"
+        if p.endswith("/children/batch_delete"):
+            return "docx.batch_delete"
+        if p.endswith("/descendant"):
+            return "docx.descendant"
         return p
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -146,6 +191,9 @@ class FakeFeishuApi(RecordingServer[Call]):
 
             def do_POST(self) -> None:
                 self._handle("POST")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
 
             def _handle(self, http_method: str) -> None:
                 url = urlsplit(self.path)

@@ -66,6 +66,11 @@ class RecordingServer(Generic[C]):
             self._counter += 1
             return f"{prefix}{self._counter:06d}"
 
+    def clear(self) -> None:
+        """Forget the calls so far (a test's set-up is done)."""
+        with self._changed:
+            self._calls.clear()
+
     def calls(self, method: str | None = None) -> list[C]:
         with self._changed:
             return [c for c in self._calls if method is None or c.method == method]

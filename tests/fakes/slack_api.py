@@ -103,6 +103,10 @@ class FakeSlackApi(RecordingServer[Call]):
         if method == "files.getUploadURLExternal":
             file_id = params["_file_id"]
             return {"ok": True, "file_id": file_id, "upload_url": f"{self.base}/upload/{file_id}"}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": self.next_id("V0VIEW")}}
+        if method == "canvases.create":
+            return {"ok": True, "canvas_id": self.next_id("F0CANVAS")}
         if method == "files.completeUploadExternal":
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")}
                                           for f in json.loads(params.get("files") or "[]")]}

@@ -1,0 +1,120 @@
+"""The lead's review loop through the console edge: preview with the closing sections in full, edit,
+regenerate, publish exactly the reviewed snapshot once, and which goals carry over (issue 11)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from bot.cli import main
+from bot.wiring import App
+from tests.conftest import FixedClock, at, console, said
+
+EDIT = ("/weekly edit\n## 收获与反思\n1. 差错要当天清零（来源：清分对账）\n"
+        "# 下周工作及目标\n1. 差错自动归因上线，覆盖率90%（来源：清分对账）\n2. 没有来源的一条")
+
+
+def test_the_preview_shows_both_closing_sections_in_full_then_the_file_and_three_buttons(
+        make_app: Callable[..., App]) -> None:
+    app = make_app(FixedClock(at("2024-10-17 18:30")))
+    long = "\n".join(f"{n}. 第{n}项：本周处理交易{n * 10}笔，计划下周完成第{n}批迁移。" for n in range(1, 200))
+    app.service.record("zhang", long, platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary")
+    lines = said(out)
+    report = app.service.report(app.service.team(None), "2024-W42")
+    assert report.summary is not None and report.summary.next_week
+    text = "\n".join(lines)
+    for item in report.summary.next_week:  # every item, whole, with its sources
+        assert f"{item.text}（来源：清分对账）" in text
+    assert lines[-1] == "    [1] 编辑  [2] 重新生成  [3] 发布"
+    assert lines[-2] == f"    [file: clearing-2024-W42.md, {report.markdown.count(chr(10))} lines]"
+    assert "# 下周工作及目标" in text and "## 收获与反思" in text
+
+
+def test_a_leads_edit_is_a_revision_with_the_sources_its_suffixes_name(make_app: Callable[..., App],
+                                                                       tmp_path: object, capsys: object) -> None:
+    clock = FixedClock(at("2024-10-17 18:30"))
+    app = make_app(clock)
+    app.service.record("zhang", "对账差错2笔，计划下周完成差错自动归因。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly edit")
+    shown = said(out)
+    assert shown[-1] == "    清分对账：完成差错自动归因。（来源：清分对账）"  # prefilled one item per line
+    chat.handle(EDIT)
+    lines = said(out)
+    assert lines[0] == "  bot → 王芳: 已保存你的修改。"
+    assert "（当前：王芳 于 10-17 18:30 编辑）" in lines[1]
+    assert "    1. 差错自动归因上线，覆盖率90%（来源：清分对账）" in lines
+    assert "        ⚠ 数字 90 在所列来源中找不到" in lines  # kept, but flagged
+    data = app.service.report(app.service.team(None), "2024-W42").to_json()
+    assert (data["summary_source"], data["summary_state"], data["edited"]["by"]) == ("edited", "edited", "wang")
+    assert data["reflections"] == [{"text": "差错要当天清零", "sources": ["reconciliation"]}]
+    assert data["next_week"] == [{"text": "差错自动归因上线，覆盖率90%", "sources": ["reconciliation"]},
+                                 {"text": "没有来源的一条", "sources": []}]
+
+
+def test_a_non_lead_can_neither_open_the_form_nor_store_an_edit(make_app: Callable[..., App]) -> None:
+    app = make_app(FixedClock(at("2024-10-17 18:30")))
+    chat, out = console(app, "zhang")
+    chat.handle("/weekly edit")
+    assert said(out) == ["  bot → 张伟: 只有 支付清算中心周报 的负责人可以使用 /weekly edit。"]
+    chat.handle(EDIT)
+    assert said(out) == ["  bot → 张伟: 只有 支付清算中心周报 的负责人可以使用 /weekly edit。"]
+    assert app.service.report(app.service.team(None), "2024-W42").summary_source == "offline"
+
+
+def test_publish_posts_the_reviewed_snapshot_once_and_says_when_owners_changed_it(
+        make_app: Callable[..., App]) -> None:
+    clock = FixedClock(at("2024-10-17 18:30"))
+    app = make_app(clock)
+    app.service.record("zhang", "对账差错2笔。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary")
+    said(out)
+    app.service.record("zhang", "晚到的一行。", platform="console", message_id="z2")  # after the preview
+    chat.handle("3")
+    lines = said(out)
+    assert lines[:3] == ["  bot → #C0WEEKLY01: 支付清算中心周报 2024-W42", "    [file: clearing-2024-W42.md, 35 lines]",
+                         "  bot → 王芳: 周报已发布：#C0WEEKLY01。"]
+    assert lines[3].startswith("  bot → 王芳: 注意：你预览之后，负责人又修改了内容")
+    assert lines[-1] == "    [1] 重新预览"
+    snap = app.service.latest_snapshot(app.service.team(None), "2024-W42")
+    assert snap is not None and "晚到的一行" not in snap.markdown and "对账差错2笔" in snap.markdown
+    for _ in range(2):  # the same button again, and `/weekly publish`: nothing posted twice
+        chat.handle("/weekly summary")
+        said(out)
+    chat.handle("/weekly publish")
+    assert said(out)[0] == "  bot → #C0WEEKLY01: 支付清算中心周报 2024-W42"  # the fresh preview is a new snapshot
+    chat.handle("/weekly publish")
+    assert said(out) == ["  bot → 王芳: 这份周报已经发布过了（#C0WEEKLY01），不再重复发布。"]
+    data = app.service.report(app.service.team(None), "2024-W42").to_json()
+    assert data["summary_state"] == "published"
+
+
+def test_only_reviewed_goals_carry_over_to_the_next_cycles_prompt(make_app: Callable[..., App]) -> None:
+    clock = FixedClock(at("2024-10-17 18:30"))
+    app = make_app(clock)
+    team = app.service.team(None)
+    app.service.record("zhang", "对账差错2笔，计划下周完成差错自动归因。", platform="console", message_id="z1")
+    app.service.report(team, "2024-W42", summarize=True)  # a draft only
+    nxt = app.service.resolve_cycle(team, "2024-W43")
+    assert app.service.previous_goals(team, nxt) == ()
+    chat, out = console(app, "wang")
+    chat.handle(EDIT)
+    said(out)
+    assert [g.text for g in app.service.previous_goals(team, nxt)] == ["差错自动归因上线，覆盖率90%", "没有来源的一条"]
+    chat.handle("/weekly summary")
+    said(out)
+    app.service.report(team, "2024-W42", summarize=True)  # drafted again after the edit: the edit still carries
+    assert [g.text for g in app.service.previous_goals(team, nxt)][0] == "差错自动归因上线，覆盖率90%"
+
+
+def test_cli_publish_and_report_json(make_app: Callable[..., App], team_file: object, prepared_db: str,
+                                     capsys: object) -> None:
+    app = make_app(FixedClock(at("2024-10-17 18:30")))
+    app.service.record("zhang", "对账差错2笔。", platform="console", message_id="z1")
+    rc = main(["report", "--config", str(team_file), "--db", prepared_db, "--cycle", "2024-W42", "--format", "json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert (data["summary_source"], data["summary_state"], data["edited"]) == ("offline", "draft", None)
