@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cycle")
     p.add_argument("--format", choices=["text", "json"], default="text")
 
+    p = sub.add_parser("publish", help="publish the cycle's reviewed report to the team's publish targets")
+    _common(p)
+    p.add_argument("--team")
+    p.add_argument("--cycle")
+
     p = sub.add_parser("report", help="the compiled report")
     _common(p)
     p.add_argument("--team")
@@ -199,6 +204,35 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = report.markdown
     _emit(text, args.output, protect=_kept_files(app, args), force=args.force)
     return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """The snapshot a lead last previewed (else the report as `report` shows it), once per target."""
+    from bot.publish import publish, targets
+
+    app = _app(args)
+    team = app.service.team(args.team)
+    if not targets(team):
+        raise ConfigError(f"team {team.key} has no publish targets in the team file (publish:)")
+    snap = app.service.latest_snapshot(team, args.cycle)
+    if snap is None:
+        report = app.service.report(team, args.cycle)
+        print(f"weekly-bot: {report.cycle} was never previewed in chat: publishing the report as "
+              f"`weekly-bot report` shows it", file=sys.stderr)
+        snap = app.service.snapshot(report, None)
+    result = publish(app.service, team, snap, None, _senders(app))
+    for name in result.done:
+        print(f"published to {name}")
+    for name in result.already:
+        print(f"already published to {name}: not posted again")
+    for url in result.links:
+        print(f"document: {url}")
+    if result.changed:
+        print("weekly-bot: owners changed their text since this report was previewed; what was published is the "
+              "previewed version", file=sys.stderr)
+    for name in result.failed + result.unreachable:
+        print(f"weekly-bot: error: publishing to {name} failed", file=sys.stderr)
+    return 1 if result.failed or result.unreachable else 0
 
 
 def cmd_cycles(args: argparse.Namespace) -> int:
@@ -416,6 +450,7 @@ COMMANDS = {
     "clock": cmd_clock,
     "status": cmd_status,
     "report": cmd_report,
+    "publish": cmd_publish,
     "cycles": cmd_cycles,
     "import": cmd_import,
     "check": cmd_check,
