@@ -300,7 +300,7 @@ class ChatBot:
                                                                                                   report.team))]
         if report.summary and report.summary.note:
             lines += ["", "> " + report.summary.note]
-        lines += ["", t(lang, "preview_tail", lines=report.markdown.count("\n") + 1)]
+        lines += ["", t(lang, "preview_tail", lines=len(report.markdown.splitlines()))]
         value = f"{report.team.key}:{report.cycle}"
         buttons = (Button(t(lang, "btn_edit"), "edit", value), Button(t(lang, "btn_regenerate"), "regenerate", value),
                    Button(t(lang, "btn_publish"), "publish", f"snap:{snap.id}"))
@@ -546,8 +546,10 @@ class ChatBot:
             out.append(Reply(t(lang, "published", targets=names(result.done + result.links))))
         if result.already and not result.done:
             out.append(Reply(t(lang, "already_published", targets=names(result.already))))
-        if result.failed or result.unreachable:
-            out.append(Reply(t(lang, "publish_failed", targets=names(result.failed + result.unreachable))))
+        if result.failed:
+            out.append(Reply(t(lang, "publish_failed", targets=names(result.failed))))
+        if result.unreachable:
+            out.append(Reply(t(lang, "publish_unreachable", targets=names(result.unreachable))))
         if result.changed and result.done:
             label = next(c.label for c in self.service.store.cycles(team_key=team.key) if c.id == snap.cycle_id)
             out.append(Reply(t(lang, "publish_changed"),

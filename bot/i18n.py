@@ -69,6 +69,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "发布到 {targets} 失败了，稍后再按一次“发布”重试。",
         "en": "Publishing to {targets} failed; press Publish again later to retry.",
     },
+    "publish_unreachable": {
+        "zh": "没有发布到 {targets}：这个平台没有配置凭据。",
+        "en": "Not published to {targets}: that platform has no credentials configured.",
+    },
     "publish_changed": {
         "zh": "注意：你预览之后，负责人又修改了内容；发布的是你审阅过的版本。要发布最新内容，请重新预览。",
         "en": "Note: owners changed their text after your preview; what was published is the version you "

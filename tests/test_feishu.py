@@ -412,8 +412,9 @@ def test_publish_sends_the_report_to_the_publish_chat(feishu: Feishu) -> None:
     assert (title.receive_id_type, title.text) == ("chat_id", f"{TEAM_TITLE} {CYCLE}")
     name, content = feishu.fake.files[file.content["file_key"]]
     assert name == f"clearing-{CYCLE}.md" and content.startswith(f"# {CYCLE}\n") and "对账差错3笔" in content
-    feishu.fake.wait_messages(1, receive_id=dm(ou("wang")))
-    assert feishu.texts(dm(ou("wang"))) == [t("zh", "published", targets=f"#{PUBLISH_CHAT}")]
+    feishu.fake.wait_messages(2, receive_id=dm(ou("wang")))
+    assert feishu.texts(dm(ou("wang"))) == [t("zh", "published", targets=f"#{PUBLISH_CHAT}"),
+                                           t("zh", "publish_unreachable", targets="#C0WEEKLY01")]  # no Slack here
 
 
 # -- sending -------------------------------------------------------------------------------------
