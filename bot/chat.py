@@ -298,6 +298,10 @@ class ChatBot:
             if older is not None:
                 lines += ["", t(lang, "preview_older_edit", name=self._name(older.author), at=self._at(older.created_at,
                                                                                                   report.team))]
+        if rev is not None and rev.source == "edited" and any(
+                u.updated_at > rev.created_at for u in self.service.store.updates(cycle_id=snap.cycle_id,
+                                                                                  include_deleted=True)):
+            lines += ["", t(lang, "preview_changed_since_edit")]
         if report.summary and report.summary.note:
             lines += ["", "> " + report.summary.note]
         lines += ["", t(lang, "preview_tail", lines=len(report.markdown.splitlines()))]

@@ -47,6 +47,10 @@ def test_a_leads_edit_is_a_revision_with_the_sources_its_suffixes_name(make_app:
     assert "（当前：王芳 于 10-17 18:30 编辑）" in lines[1]
     assert "    1. 差错自动归因上线，覆盖率90%（来源：清分对账）" in lines
     assert "        ⚠ 数字 90 在所列来源中找不到" in lines  # kept, but flagged
+    clock.now = at("2024-10-17 18:40")
+    app.service.record("zhang", "补充：差错已归零。", platform="console", message_id="z2")
+    chat.handle("/weekly summary")  # the edit stays current; the lead hears the owners wrote since
+    assert "    负责人在这次编辑之后又修改了内容；需要的话可以“重新生成”。" in said(out)
     data = app.service.report(app.service.team(None), "2024-W42").to_json()
     assert (data["summary_source"], data["summary_state"], data["edited"]["by"]) == ("edited", "edited", "wang")
     assert data["reflections"] == [{"text": "差错要当天清零", "sources": ["reconciliation"]}]
@@ -118,3 +122,20 @@ def test_cli_publish_and_report_json(make_app: Callable[..., App], team_file: ob
     assert rc == 0
     data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
     assert (data["summary_source"], data["summary_state"], data["edited"]) == ("offline", "draft", None)
+
+
+def test_regenerate_makes_a_new_draft_current_and_keeps_the_edit_as_a_revision(make_app: Callable[..., App]) -> None:
+    app = make_app(FixedClock(at("2024-10-17 18:30")))
+    app.service.record("zhang", "对账差错2笔，计划下周完成差错自动归因。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle(EDIT)
+    said(out)
+    chat.handle("2")  # Regenerate, on the preview after the edit
+    lines = said(out)
+    assert "（当前：离线规则起草）" in lines[1]
+    assert "    （王芳 于 10-17 18:30 的编辑仍保留为历史版本。）" in lines
+    team = app.service.team(None)
+    stored = app.service.stored_cycle(team, app.service.resolve_cycle(team, "2024-W42"))
+    assert stored is not None
+    assert [r.source for r in app.store.summary_revisions(cycle_id=stored.id)] == ["edited", "offline"]
+    assert app.service.report(team, "2024-W42").to_json()["summary_state"] == "draft"
