@@ -139,3 +139,38 @@ def test_regenerate_makes_a_new_draft_current_and_keeps_the_edit_as_a_revision(m
     assert stored is not None
     assert [r.source for r in app.store.summary_revisions(cycle_id=stored.id)] == ["edited", "offline"]
     assert app.service.report(team, "2024-W42").to_json()["summary_state"] == "draft"
+
+
+def _next_prompt(make_app: Callable[..., App], *, publish: bool) -> list[str]:
+    """张伟's prompt when 2024-W43 opens, after 2024-W42 was only previewed, or edited and published."""
+    from bot.tick import tick
+    from handlers.console import ConsoleSender
+
+    clock = FixedClock(at("2024-10-17 18:30"))
+    app = make_app(clock)
+    app.service.record("zhang", "对账差错2笔，计划下周完成差错自动归因。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary")
+    if publish:
+        chat.handle(EDIT)
+        chat.handle("3")
+        assert said(out)[-1] == "  bot → 王芳: 周报已发布：#C0WEEKLY01。"
+    said(out)
+    clock.now = at("2024-10-21 10:00")
+    tick(app.service, [ConsoleSender(chat)], clock.now)
+    lines = said(out)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("  bot → 张伟 (DM)"))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  bot →")), len(lines))
+    return lines[start:end]
+
+
+def test_next_cycles_prompt_shows_the_published_goals(make_app: Callable[..., App]) -> None:
+    prompt = _next_prompt(make_app, publish=True)
+    assert any("上周计划" in ln for ln in prompt)
+    assert any("差错自动归因上线，覆盖率90%" in ln for ln in prompt)
+
+
+def test_after_only_a_draft_the_next_prompt_shows_no_plan(make_app: Callable[..., App]) -> None:
+    prompt = _next_prompt(make_app, publish=False)
+    assert prompt[0].startswith("  bot → 张伟 (DM): 张伟你好")
+    assert not any("上周计划" in ln or "差错自动归因" in ln for ln in prompt)
