@@ -42,6 +42,9 @@ IMPORT_MEMBER = "(import)"
 Clock = Callable[[], datetime]
 
 
+PUBLISH_STALE = timedelta(seconds=60)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -282,9 +285,12 @@ class WeeklyService:
 
     def claim_publish(self, key: str, *, team: Team, cycle: str, member: str, target: str) -> bool:
         """Claim one target of one snapshot for publishing: first time, or after a failed try."""
-        return self.store.claim_outgoing(key=key, team_key=team.key, cycle_label=cycle, member_key=member,
-                                         kind="publish", offset_label=target[:20], at=self.now()
-                                         ) or self.store.reclaim_failed(key=key, at=self.now())
+        now = self.now()
+        return (self.store.claim_outgoing(key=key, team_key=team.key, cycle_label=cycle, member_key=member,
+                                          kind="publish", offset_label=target[:20], at=now)
+                or self.store.reclaim_failed(key=key, at=now)
+                # a publisher that died mid-way: taken back after a minute
+                or self.store.reclaim_stale(key=key, before=now - PUBLISH_STALE, at=now))
 
     def reclaim_message(self, key: str, *, at: datetime, stale_before: datetime | None = None) -> bool:
         """Take back a failed message (or, with `stale_before`, a claim whose sender died) for another try."""
