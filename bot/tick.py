@@ -63,8 +63,10 @@ class _Heartbeat:
     """Keeps the claim being sent fresh while a send takes long (a rate limit waited out), so that only a
     dead process's claim ever goes stale."""
 
-    def __init__(self, service: WeeklyService) -> None:
+    def __init__(self, service: WeeklyService, at: datetime | None = None) -> None:
         self.service = service
+        # claims are stamped on the tick's clock (`tick --at` may be another instant than now): so are beats
+        self.shift = (at - service.now()) if at is not None else timedelta(0)
         self.keys: set[str] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -82,7 +84,7 @@ class _Heartbeat:
                 keys = list(self.keys)
             if keys:
                 try:
-                    self.service.refresh_claims(keys, at=self.service.now())
+                    self.service.refresh_claims(keys, at=self.service.now() + self.shift)
                 except Exception as e:  # the next beat tries again; a missed one only shortens the lease
                     report_error("refreshing the tick's claims", e, logger)
 

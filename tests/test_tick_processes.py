@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from .conftest import ROOT
 from .fakes.slack_api import FakeSlackApi
@@ -60,3 +63,31 @@ def test_tick_without_a_platform_says_so(team_file: Path, prepared_db: str) -> N
     assert result.returncode == 2
     assert result.stderr == ("weekly-bot: error: 7 message(s) due but no chat platform is configured "
                              "(set SLACK_BOT_TOKEN, or FEISHU_APP_ID and FEISHU_APP_SECRET)\n")
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_kill_9_of_tick_mid_fan_out_then_ticks_a_minute_apart_prompt_everyone_once(
+        team_file: Path, prepared_db: str, when: str) -> None:
+    """A real `tick` process killed while Slack holds its third prompt — just after Slack took it, or
+    just before — then ticks at +1 and +2 minutes: every owner is prompted exactly once, by 10:02."""
+    with FakeSlackApi() as fake:
+        fake.hold("chat.postMessage", 3, when)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(team_file.parent),
+               "WEEKLY_CONFIG": str(team_file), "DATABASE_URL": prepared_db, "SLACK_BOT_TOKEN": "xoxb-test",
+               "SLACK_API_URL": fake.api_url}
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "tick", "--at", "2024-10-14T10:00+08:00"], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert fake.held.wait(60), "the tick never reached its third prompt"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        fake.release()
+        taken = {c.params["channel"] for c in fake.calls("chat.postMessage")}
+        assert len(taken) == (3 if when == "after" else 2)
+
+        for at in ("2024-10-14T10:01+08:00", "2024-10-14T10:02+08:00"):
+            [result] = ticks(team_file, prepared_db, fake, at, 1)
+            assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        posted = Counter(f"U{c.params['channel'][1:]}" for c in fake.calls("chat.postMessage"))
+        assert set(posted) == OWNER_IDS and set(posted.values()) == {1}, posted
+        [later] = ticks(team_file, prepared_db, fake, "2024-10-14T10:03+08:00", 1)
+        assert later.stdout == "nothing due\n"

@@ -8,6 +8,7 @@ any number of `response_url`s, records every call, and can be told to fail the n
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -44,6 +45,10 @@ class FakeSlackApi(RecordingServer[Call]):
     def __init__(self, users: dict[str, str] | None = None) -> None:
         self.users = dict(users or {})  # email → user id, for users.lookupByEmail and users.info
         self._failures: dict[str, _Failure] = {}
+        self._hold: tuple[str, int, str] | None = None
+        self._hold_seen = 0
+        self.held = threading.Event()
+        self._released = threading.Event()
         super().__init__(self._handler(), "fake-slack")
 
     @property
@@ -73,6 +78,27 @@ class FakeSlackApi(RecordingServer[Call]):
                 out.append(Upload(str(names.get(f["id"])), contents.get(f["id"], ""), c.params.get("channel_id"),
                                   c.params.get("initial_comment")))
         return out
+
+    # -- holding a call, for a sender to be killed in the middle of it ---------------------------
+    def hold(self, method: str, nth: int, when: str) -> None:
+        """Hang the `nth` call of `method` (1-based) before taking it (`when="before"`) or after (`"after"`),
+        until `release()`; `held` is set once it hangs."""
+        with self._changed:
+            self._hold = (method, nth, when)
+            self._hold_seen = 0
+
+    def _hold_here(self, method: str) -> str | None:
+        with self._changed:
+            if self._hold is None or self._hold[0] != method:
+                return None
+            self._hold_seen += 1
+            if self._hold_seen != self._hold[1]:
+                return None
+            self.held.set()
+            return self._hold[2]
+
+    def release(self) -> None:
+        self._released.set()
 
     # -- answering -----------------------------------------------------------------------------
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -148,11 +174,18 @@ class FakeSlackApi(RecordingServer[Call]):
                     self._record(Call(method, params, url.path, failure.status, body))
                     self._send(failure.status, b'{"ok": false, "error": "ratelimited"}', headers=failure.headers)
                     return
+                hold = fake._hold_here(method)
+                if hold == "before":  # the sender dies before Slack takes the message: nothing recorded
+                    fake._released.wait(60)
+                    return
                 if not str(self.headers.get("Authorization") or "").startswith("Bearer xoxb-"):
                     answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
                 else:
                     answer = fake._answer(method, params)
                 self._record(Call(method, params, url.path, 200, body))
+                if hold == "after":  # Slack took the message; the sender dies before it hears so
+                    fake._released.wait(60)
+                    return
                 self._send(200, json.dumps(answer).encode())
 
             def _params(self, query: str, body: bytes) -> dict[str, Any]:
