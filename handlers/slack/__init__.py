@@ -166,6 +166,18 @@ def malformed(body: bytes, content_type: str) -> str | None:
             return f"payload: {e}"
         if not isinstance(payload, dict) or not isinstance(payload.get("user") or {}, dict):
             return "payload is not an object with a user"
+        if "view" in payload and not isinstance(payload["view"], dict):
+            return "payload.view is not an object"
+        why = _wrong_types(payload, objects=("team", "enterprise", "channel", "container", "view", "message",
+                                             "state"),
+                           strings=("type", "trigger_id", "response_url", "api_app_id", "token", "callback_id"))
+        if why:
+            return f"payload.{why}"
+        for part in ("user", "team", "enterprise", "channel", "view"):
+            why = _wrong_types(payload.get(part) or {}, objects=("state",),
+                               strings=("id", "team_id", "enterprise_id", "private_metadata", "callback_id"))
+            if why:
+                return f"payload.{part}.{why}"
         actions = payload.get("actions")
         if payload.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
@@ -177,6 +189,13 @@ def malformed(body: bytes, content_type: str) -> str | None:
         return str(e)
     if not isinstance(data, dict):
         return "not a JSON object"
+    why = _wrong_types(data, objects=("event",), strings=("type", "team_id", "enterprise_id", "api_app_id",
+                                                          "event_id", "token", "challenge"))
+    if why:
+        return why
+    auths = data.get("authorizations")
+    if auths is not None and not (isinstance(auths, list) and all(isinstance(a, dict) for a in auths)):
+        return "authorizations is not a list of objects"
     if data.get("type") == "event_callback":
         event = data.get("event")
         if not isinstance(event, dict):
@@ -187,6 +206,17 @@ def malformed(body: bytes, content_type: str) -> str | None:
         for key in ("message", "previous_message"):
             if key in event and not isinstance(event[key], dict | None):
                 return f"event.{key} is not an object"
+    return None
+
+
+def _wrong_types(obj: dict[str, Any], *, objects: tuple[str, ...], strings: tuple[str, ...]) -> str | None:
+    """The first key whose value has a type Slack never sends there (None counts as absent)."""
+    for key in objects:
+        if obj.get(key) is not None and not isinstance(obj[key], dict):
+            return f"{key} is not an object"
+    for key in strings:
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            return f"{key} is not a string"
     return None
 
 
@@ -608,6 +638,16 @@ class SlackEdge(ChatEdge):
             self.sender.upload(self.sender.dm_channel(user_id), reply.file)
 
 
+class _OneLineUnhandled(logging.Filter):
+    """Bolt logs a request no listener matched with a code suggestion over many lines: one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Unhandled request"):
+            record.msg, record.args = "Slack: a request no listener handles (answered 200, ignored)", ()
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class _NoClientTokenNotice(logging.Filter):
     """Bolt warns that SLACK_BOT_TOKEN in the environment is unused when given a client: it is the client's."""
 
@@ -617,6 +657,7 @@ class _NoClientTokenNotice(logging.Filter):
 
 _bolt_logger = logging.getLogger(__name__ + ".bolt")
 _bolt_logger.addFilter(_NoClientTokenNotice())
+_bolt_logger.addFilter(_OneLineUnhandled())
 _bolt_logger.addFilter(QuietRetries())
 
 
