@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,21 @@ class QuietRetries(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not isinstance(exc, RetryLater) and "RetryLater" not in record.getMessage()
+
+
+class OneLine(logging.Filter):
+    """An SDK's own log records as one line: no traceback (WEEKLY_DEBUG=1 keeps them), first line only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if os.environ.get("WEEKLY_DEBUG"):
+            return True
+        if record.exc_info or record.exc_text:
+            exc = record.exc_info[1] if record.exc_info else None
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            first = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            record.msg = f"{first[:300]} ({type(exc).__name__})" if exc is not None else first[:300]
+            record.args = ()
+        return True
 
 
 class ChatEdge:

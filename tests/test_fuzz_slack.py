@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_slack are parameters here)
 """Hypothesis-generated requests into the real Slack edge over HTTP (spec §9): whatever the body — bytes,
 broken JSON, signed events and payloads of any shape — the answer is 2xx or 4xx, never 500; nothing is
 stored and no traceback reaches the log."""

@@ -63,6 +63,7 @@ from bot.platform import Context, Incoming
 from handlers.edge import (
     ChatEdge,
     Directory,
+    OneLine,
     QuietRetries,
     RetryLater,
     TooLarge,
@@ -73,6 +74,7 @@ from handlers.edge import (
 
 logger = logging.getLogger(__name__)
 logging.getLogger("Lark").addFilter(QuietRetries())  # the SDK would print the traceback of a RetryLater
+logging.getLogger("Lark").addFilter(OneLine())  # and of anything it failed to parse: one line
 
 PLATFORM = "feishu"
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
