@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import EXAMPLES
 from .fakes.openai_server import FakeOpenAI, Reply, answer, error
 
@@ -105,3 +107,18 @@ def test_a_llama_cpp_like_server_is_answered_on_the_first_report_and_stderr_hold
         assert all(line.startswith("weekly-bot:") for line in out.stderr.splitlines()), out.stderr
     assert "2 LLM item(s) kept, 2 dropped" in first.stderr
     assert len(first.stderr.splitlines()) == 3, first.stderr  # the summary line and one per dropped item, no SDK log
+
+
+@pytest.mark.parametrize("where", ["content", "body"])
+def test_a_100k_deep_json_answer_is_one_line_on_stderr_and_no_traceback(tmp_path: Path, where: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    reply = answer(deep) if where == "content" else Reply(body=deep, headers={"Content-Type": "application/json"})
+    with FakeOpenAI(reply) as server:
+        cli(tmp_path, "import", str(W40), base_url=server.base_url)
+        result = cli(tmp_path, "report", "--cycle", "2024-W40", "--summarize", "--format", "json",
+                     base_url=server.base_url)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["summary_source"] == "offline"
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2 and all(ln.startswith("weekly-bot: ") for ln in lines), lines
