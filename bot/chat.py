@@ -95,10 +95,12 @@ class ChatBot:
             return Outcome(self.on_edit(platform, user, event.message_id or "", event.text, strict=strict,
                                         event_id=eid, ts=ts))
         words = {"command": event.text, "message": command_text(event.text)}.get(event.kind)
-        if event.kind in ("command", "action", "form") or words is not None:
+        assigning = event.kind == "action" and event.action == "assign"  # marked with its change, below
+        if (event.kind in ("command", "action", "form") or words is not None) and not assigning:
             self.service.mark_event(platform, eid)  # stores nothing else: marked first, run once
         if event.kind in ("action", "form"):
-            return self.on_action(platform, user, event.action, event.value, dict(event.fields))
+            return self.on_action(platform, user, event.action, event.value, dict(event.fields),
+                                  event_id=eid if assigning else None, strict=strict)
         if words is not None:  # typed as a message: slow work still waits for the platform's answer
             return self.on_command(platform, user, words)
         return Outcome(self.on_message(platform, user, event.text, event.message_id, strict=strict, event_id=eid,
@@ -479,7 +481,8 @@ class ChatBot:
 
     # -- buttons -----------------------------------------------------------------------------
     def on_action(self, platform: str, user_id: str, action: str, value: str,
-                  fields: dict[str, str] | None = None) -> Outcome:
+                  fields: dict[str, str] | None = None, *, event_id: str | None = None,
+                  strict: bool = False) -> Outcome:
         member = self.member(platform, user_id)
         lang = self.lang(member)
         if member is None:
@@ -490,9 +493,10 @@ class ChatBot:
             def assign() -> list[Reply]:
                 if not update_id.isdigit():
                     raise UserError("button_stale")
-                return [self._confirm(lang, self.service.assign(member, int(update_id), section_key))]
+                return [self._confirm(lang, self.service.assign(member, int(update_id), section_key,
+                                                                platform=platform, event_id=event_id))]
 
-            return Outcome(self._guard(member, assign))
+            return Outcome(self._guard(member, assign, strict=strict))
         if action == "publish":
             return Outcome(self._guard(member, lambda: self._publish(member, value, lang)))
         if action in ("edit", "regenerate", "summary", "edit_summary"):

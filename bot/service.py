@@ -502,8 +502,10 @@ class WeeklyService:
             raise UserError("unknown_section", key=key)
         return default, found
 
-    def assign(self, member: str, update_id: int, section_key: str) -> Recorded:
-        """The owner's pick for a parked update; moves it to that section's team cycle if needed."""
+    def assign(self, member: str, update_id: int, section_key: str, *, platform: str | None = None,
+               event_id: str | None = None) -> Recorded:
+        """The owner's pick for a parked update; moves it to that section's team cycle if needed. The press
+        (`event_id`) is marked handled in the same transaction as the change."""
         update = self.store.get_update(update_id=update_id)
         if update is None or update.member_key != member:
             raise UserError("not_yours")
@@ -515,7 +517,8 @@ class WeeklyService:
         stored = self.opened_cycle(team, cycle)
         # parked in the first team's cycle, it moves (with its message id, so edits follow) to the chosen one
         assigned = self.store.assign_section(update_id=update_id, section_key=section.key, cycle_id=stored.id,
-                                             at=self.now())
+                                             at=self.now(),
+                                             event=(platform, event_id) if platform and event_id else None)
         assert assigned is not None
         return Recorded(update=assigned, team=team, section=section, cycle=cycle.label, created=False)
 

@@ -347,9 +347,11 @@ class Store:
                             apply=delete)
 
     def assign_section(self, *, update_id: int, section_key: str, cycle_id: int | None = None,
-                       at: datetime) -> StoredUpdate | None:
-        """Give an update its section (and the cycle of that section's team); pressing twice changes nothing."""
+                       at: datetime, event: tuple[str, str] | None = None) -> StoredUpdate | None:
+        """Give an update its section (and the cycle of that section's team); pressing twice changes nothing.
+        With `event`, the press is marked handled in the same transaction (AlreadyHandled when it was)."""
         with self._tx() as s:
+            self._mark(s, event, at)
             row = s.get(UpdateRow, update_id)
             if row is None:
                 return None

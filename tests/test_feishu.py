@@ -402,6 +402,37 @@ def test_an_owner_of_two_sections_gets_a_card_and_pressing_a_button_assigns(feis
 
 
 @sqlite_only
+def test_a_press_that_fails_to_store_is_redelivered_and_then_applied_once(feishu: Feishu) -> None:
+    """The assignment and the press's mark are one transaction: a press that could not be stored (the database
+    locked by another process) is not marked, so Feishu's redelivery applies it — and a second one is a no-op."""
+    import sqlite3
+
+    feishu.say(ou("li"), "招商银行直连联调完成")
+    feishu.fake.wait_messages(1)
+    [update] = feishu.updates()
+    event = {"operator": {"open_id": ou("li")}, "token": "c-fake",
+             "action": {"tag": "button", "value": {"action": "assign", "value": f"{update.id}:o1_business"}},
+             "host": "im_message", "context": {"open_message_id": "om_card000001", "open_chat_id": dm(ou("li"))}}
+    press = envelope("card.action.trigger", event, event_id="ev_press_locked")
+    db = feishu.app.store.engine.url.database
+    assert db
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        status, _ = feishu.post(press)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert status == 500  # not stored, not marked: Feishu delivers it again
+    assert feishu.updates()[0].section_key is None
+    for _ in range(2):
+        status, _ = feishu.post(press)
+        assert status == 200
+    assert feishu.updates()[0].section_key == "o1_business"
+    assert [r.action for r in feishu.app.store.revisions(update_id=update.id)].count("assign") == 1
+
+
+@sqlite_only
 def test_publish_sends_the_report_to_the_publish_chat(feishu: Feishu) -> None:
     feishu.say(ou("zhang"), "对账差错3笔")
     feishu.fake.wait_messages(1)

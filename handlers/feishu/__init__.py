@@ -802,15 +802,16 @@ class FeishuEdge(ChatEdge):
         fields = tuple(sorted((str(k), v if isinstance(v, str) else "") for k, v in form_value.items())
                        ) if isinstance(form_value, dict) else ()
 
-        def run() -> Outcome:
+        def run(strict: bool = False) -> Outcome:
             self.directory.recognise(open_id)
             return self.chat.handle(Incoming(PLATFORM, open_id, "form" if fields else "action", action=action,
-                                             value=arg, event_id=event_id, fields=fields))
+                                             value=arg, event_id=event_id, fields=fields), strict=strict)
 
         if action in SLOW_ACTIONS:
             self._later(lambda: self._deliver(self._safely(run), here))
             return P2CardActionTriggerResponse({})
-        outcome = self._safely(run)
+        # an assignment is stored and marked in one transaction; if that fails, Feishu delivers the press again
+        outcome = self._apply(lambda: run(strict=True)) if action == "assign" else self._safely(run)
         now = next((r for r in outcome.replies if not (r.to or r.channel or r.file)), None)
         rest = Outcome([r for r in outcome.replies if r is not now], outcome.later)
         if rest.replies or rest.later:
