@@ -15,6 +15,7 @@ from bot.errors import AlreadyHandled, UserError, report_error
 from bot.i18n import Lang, t
 from bot.platform import Button, Incoming, Outcome, Reply
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
+from bot.weblinks import WebSignIn
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,9 @@ class ChatBot:
         words = text.split()
         sub = words[0].lower() if words else "help"
         args = words[1:]
+        if sub == "web":  # leads only; the link goes to the lead's DM, never into a group
+            return Outcome(self._guard(member, lambda: [
+                Reply(t(lang, "web_link", url=WebSignIn(self.service).issue(member)), to=member)]))
         if sub in LEAD_COMMANDS:
             try:
                 team, label = self._team_and_cycle(member, args)

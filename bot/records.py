@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.model import SummaryItem
+
 
 @dataclass(frozen=True)
 class StoredUpdate:
@@ -59,3 +61,26 @@ class Outgoing:
     status: str
     attempts: int
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    """One stored version of a cycle's closing sections (drafted by an LLM or the rules, or imported)."""
+
+    source: str
+    created_at: datetime
+    reflections: tuple[SummaryItem, ...]
+    next_week: tuple[SummaryItem, ...]
+    model: str | None = None
+    prompt_version: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerMark:
+    """That a member answered a section of a cycle, and whether only after its deadline: no text."""
+
+    cycle_id: int
+    section_key: str | None
+    member_key: str
+    late: bool

@@ -144,4 +144,9 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     chat.say("/weekly summary")
     _step(out, clock, datetime(2024, 10, 10, 18, 50, tzinfo=TZ), "the lead publishes the report")
     chat.say("1")
+    _step(out, clock, datetime(2024, 10, 10, 18, 55, tzinfo=TZ),
+          "the lead asks for the web view: history, participation chart, search, exports")
+    chat.say("/weekly web")
+    out.write("  (a link that works once, for 10 minutes, served by `weekly-bot serve` on the same database;\n"
+              "   the demo's clock is in 2024, so this one has long expired: see the README's Web view)\n")
     out.write("\nDone: the same handlers serve Slack (`weekly-bot serve`) and the terminal (`weekly-bot chat`).\n")
