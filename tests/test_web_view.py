@@ -358,3 +358,26 @@ def test_a_lead_sees_only_the_teams_they_lead_each_in_its_language(web: Web) -> 
     assert li.get("/web/participation.csv?team=clearing").status == 403
     first = li.get("/web/")
     assert first.status == 200 and "Ops weekly" in first.body and "<select" not in first.body
+
+
+def test_every_process_shares_the_stored_secret_unless_one_is_configured(
+        web: Web, make_app: Callable[..., App], server: tuple[CurrentApp, str]) -> None:
+    browser = web.signed_in()
+    current, _ = server
+    current.web = create_web_app(make_app(web.clock))  # another process on the same database
+    assert browser.get("/web/participation").status == 200
+    current.web = create_web_app(make_app(web.clock, weekly_web_secret="from-the-environment-" + "x" * 20))
+    assert browser.get("/web/participation").status == 401  # signed with another secret: not ours
+    engine = create_engine(normalize_url(web.app.settings.database_url))
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT name FROM web_secrets"))] == ["session"]
+    engine.dispose()
+
+
+def test_a_session_lasts_twelve_hours(web: Web) -> None:
+    browser = web.signed_in()
+    start = web.clock.now
+    web.clock.now = start + timedelta(hours=12)
+    assert browser.get("/web/").status == 200
+    web.clock.now = start + timedelta(hours=12, seconds=1)
+    assert browser.get("/web/").status == 401
