@@ -16,6 +16,7 @@ from bot.model import SectionText, SummaryItem
 from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply
 from bot.records import Snapshot
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
+from bot.weblinks import WebSignIn
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +199,9 @@ class ChatBot:
         words = text.split()
         sub = words[0].lower() if words else "help"
         args = words[1:]
+        if sub == "web":  # leads only; the link goes to the lead's DM, never into a group
+            return Outcome(self._guard(member, lambda: [
+                Reply(t(lang, "web_link", url=WebSignIn(self.service).issue(member)), to=member)]))
         if sub in LEAD_COMMANDS:
             try:
                 team, label = self._team_and_cycle(member, args)

@@ -406,6 +406,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _log_info()
     app = _app(args)
     edges = web_edges(app)
+    if args.port is not None and not app.settings.weekly_public_url:  # sign-in links name the port served
+        app.service.public_url = f"http://localhost:{args.port}"
     web = create_web_app(app, edges)
     stop = _start_clock(app, [e.sender for e in edges], enabled=not args.no_scheduler)
     try:

@@ -462,6 +462,8 @@ class Settings(BaseSettings):
     weekly_llm_timeout: float = 60.0
     weekly_llm_max_input_tokens: int = 24000
     port: int = 3000
+    weekly_public_url: str | None = None  # the web view's address in sign-in links (default http://localhost:$PORT)
+    weekly_web_secret: str | None = None  # signs web sessions; else one is made once and kept in the database
 
     @field_validator("weekly_llm_timeout")
     @classmethod
@@ -477,12 +479,17 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 500 tokens")
         return v
 
-    @field_validator("slack_api_url", "feishu_domain", "openai_base_url")
+    @field_validator("slack_api_url", "feishu_domain", "openai_base_url", "weekly_public_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^\s/]+", v):
             raise ValueError(f"{v!r} is not an http(s) URL")
         return v
+
+    @property
+    def public_url(self) -> str:
+        """Where the web view is reached, for the links the bot hands out."""
+        return (self.weekly_public_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
     def llm_enabled(self) -> bool:

@@ -264,6 +264,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "/weekly edit — 编辑收获与反思、下周工作及目标（负责人）\n"
             "/weekly publish [周期] — 发布审阅过的周报（负责人）\n"
             "/weekly remind — 提醒未提交的人（负责人）\n"
+            "/weekly web — 网页视图的登录链接：历史、提交情况、搜索（负责人）\n"
             "/weekly help — 本说明"
         ),
         "en": (
@@ -278,6 +279,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
             "/weekly edit — edit the lessons and next week's goals (leads)\n"
             "/weekly publish [cycle] — publish the reviewed report (leads)\n"
             "/weekly remind — remind those missing (leads)\n"
+            "/weekly web — a sign-in link to the web view: history, participation, search (leads)\n"
             "/weekly help — this help"
         ),
     },
@@ -314,6 +316,96 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "{team} {cycle} reached its deadline; every section has answered or skipped.",
     },
 }
+
+
+# -- the web view (issue 14): its pages' words, and the chat command that signs a lead in -------------------
+MESSAGES.update({
+    "web_link": {
+        "zh": "网页视图的登录链接（10 分钟内有效，只能使用一次）：\n{url}",
+        "en": "Your sign-in link to the web view (valid 10 minutes, works once):\n{url}",
+    },
+    "web_not_lead": {
+        "zh": "只有周报的负责人可以打开网页视图（/weekly web）。",
+        "en": "Only a report's leads can open the web view (/weekly web).",
+    },
+    "web_no_cycle": {"zh": "“{label}”不是这个团队已有的周期。", "en": "'{label}' is not one of this team's cycles."},
+    "web_title": {"zh": "周报历史", "en": "Report history"},
+    "web_cycles": {"zh": "周期", "en": "Cycles"},
+    "web_participation": {"zh": "提交情况", "en": "Participation"},
+    "web_search": {"zh": "搜索", "en": "Search"},
+    "web_search_hint": {"zh": "搜索所有期的提交内容", "en": "Search every cycle's answers"},
+    "web_search_results": {"zh": "“{q}”：{n} 条结果", "en": "'{q}': {n} result(s)"},
+    "web_search_more": {"zh": "只显示最新的 {n} 条。", "en": "Only the newest {n} are shown."},
+    "web_team": {"zh": "团队", "en": "Team"},
+    "web_signout": {"zh": "退出登录", "en": "Sign out"},
+    "web_signed_out": {"zh": "已退出登录。", "en": "You are signed out."},
+    "web_need_link": {
+        "zh": "需要登录：请在聊天中给机器人发送 /weekly web，打开它回复的链接。",
+        "en": "Sign-in needed: send /weekly web to the bot in chat and open the link it replies with.",
+    },
+    "web_link_bad": {
+        "zh": "这个登录链接已失效（只能使用一次，10 分钟内有效）。请再发送 /weekly web 获取新链接。",
+        "en": "This sign-in link no longer works (it works once, for 10 minutes). Send /weekly web for a new one.",
+    },
+    "web_forbidden": {"zh": "你不是这个团队的负责人。", "en": "You are not a lead of this team."},
+    "web_bad_form": {"zh": "表单已过期，请返回重试。", "en": "That form is out of date; go back and try again."},
+    "web_not_found": {"zh": "没有这个页面。", "en": "No such page."},
+    "web_col_cycle": {"zh": "周期", "en": "Cycle"},
+    "web_col_weeks": {"zh": "周数", "en": "Weeks"},
+    "web_col_opens": {"zh": "开始", "en": "Opens"},
+    "web_col_deadline": {"zh": "截止", "en": "Deadline"},
+    "web_col_state": {"zh": "状态", "en": "State"},
+    "web_col_answered": {"zh": "已提交部分", "en": "Sections answered"},
+    "web_col_member": {"zh": "成员", "en": "Member"},
+    "web_col_rate": {"zh": "提交率", "en": "Answered"},
+    "web_col_on_time_rate": {"zh": "按时率", "en": "On time"},
+    "web_col_section": {"zh": "部分", "en": "Section"},
+    "web_col_owners": {"zh": "负责人", "en": "Owners"},
+    "web_col_when": {"zh": "时间", "en": "When"},
+    "web_col_text": {"zh": "内容", "en": "Text"},
+    "web_state_open": {"zh": "进行中", "en": "open"},
+    "web_state_closed": {"zh": "已截止", "en": "closed"},
+    "web_state_imported": {"zh": "已导入", "en": "imported"},
+    "web_state_upcoming": {"zh": "未开始", "en": "upcoming"},
+    "web_merged": {"zh": "合并周期", "en": "merged"},
+    "web_on_time": {"zh": "按时", "en": "on time"},
+    "web_late": {"zh": "迟交", "en": "late"},
+    "web_skipped": {"zh": "跳过", "en": "skipped"},
+    "web_away": {"zh": "请假", "en": "away"},
+    "web_missing": {"zh": "未提交", "en": "missing"},
+    "web_pending": {"zh": "未到截止", "en": "not due yet"},
+    "web_imported": {"zh": "导入（不知谁写）", "en": "imported (no authors)"},
+    "web_submitted": {"zh": "已提交", "en": "submitted"},
+    "web_deleted": {"zh": "已删除", "en": "deleted"},
+    "web_report": {"zh": "周报", "en": "The report"},
+    "web_download_md": {"zh": "下载 Markdown", "en": "Download Markdown"},
+    "web_download_csv": {"zh": "下载 CSV", "en": "Download CSV"},
+    "web_summaries": {"zh": "收获与反思、下周工作及目标：各版本", "en": "Closing sections: every version"},
+    "web_summaries_none": {"zh": "还没有生成或导入过。", "en": "None drafted or imported yet."},
+    "web_source_llm": {"zh": "大模型草稿", "en": "LLM draft"},
+    "web_source_offline": {"zh": "离线草稿", "en": "offline draft"},
+    "web_source_imported": {"zh": "导入", "en": "imported"},
+    "web_source_edited": {"zh": "负责人修改", "en": "edited by a lead"},
+    "web_source_published": {"zh": "已发布", "en": "published"},
+    "web_reflections": {"zh": "收获与反思", "en": "Lessons and reflections"},
+    "web_next_week": {"zh": "下周工作及目标", "en": "Next week's work and goals"},
+    "web_answers": {"zh": "各部分的提交记录", "en": "Each section's answers"},
+    "web_no_answers": {"zh": "（没有提交）", "en": "(no answer)"},
+    "web_unassigned": {"zh": "尚未选择部分的内容", "en": "Not yet given a section"},
+    "web_revisions": {"zh": "{n} 个版本", "en": "{n} versions"},
+    "web_action_create": {"zh": "提交", "en": "written"},
+    "web_action_edit": {"zh": "修改", "en": "edited"},
+    "web_action_delete": {"zh": "删除", "en": "deleted"},
+    "web_action_assign": {"zh": "选择部分", "en": "section chosen"},
+    "web_chart": {"zh": "每期提交情况（人数）", "en": "Each cycle's answers (members)"},
+    "web_rates_note": {
+        "zh": "提交率 = 按时与迟交 ÷（按时 + 迟交 + 未提交）；跳过、请假、未到截止和导入的周期不计。",
+        "en": "Answered = (on time + late) ÷ (on time + late + missing); skipped, away, not-yet-due and imported "
+              "cycles don't count.",
+    },
+    "web_import_member": {"zh": "（导入）", "en": "(import)"},
+    "web_no_cycles": {"zh": "还没有周期。", "en": "No cycle yet."},
+})
 
 
 def period(lang: Lang, weeks: int) -> str:

@@ -11,11 +11,13 @@ from typing import Protocol
 
 from bot.model import Summary
 from bot.records import (
+    AnswerMark,
     Outgoing,
     Snapshot,
     StoredCycle,
     StoredRevision,
     StoredSection,
+    StoredSummary,
     StoredUpdate,
     SummaryRevision,
 )
@@ -128,5 +130,24 @@ class SummaryStore(Protocol):
     def put_document(self, *, cycle_id: int, target: str, external_id: str, url: str | None, at: datetime) -> None: ...
 
 
-class Store(HealthStore, MemberStore, CycleStore, UpdateStore, AwayStore, EventStore, OutboxStore, SummaryStore, Protocol):
+class HistoryStore(Protocol):
+    """Whole-team reads for the web view: one query per kind of thing, never one per cycle."""
+
+    def answer_marks(self, *, team_key: str) -> list[AnswerMark]: ...
+    def skips_by_cycle(self, *, team_key: str) -> dict[int, set[str]]: ...
+    def update_history(self, *, cycle_id: int) -> list[tuple[StoredUpdate, list[StoredRevision]]]: ...
+    def search_updates(self, *, team_key: str, text: str, limit: int) -> list[StoredUpdate]: ...
+    def closing_versions(self, *, cycle_id: int) -> list[StoredSummary]: ...
+
+
+class WebStore(Protocol):
+    """Sign-in links to the web view (kept hashed, taken once) and its session secret."""
+
+    def put_web_link(self, *, token_hash: str, member_key: str, at: datetime, expires_at: datetime) -> None: ...
+    def take_web_link(self, *, token_hash: str, at: datetime) -> str | None: ...
+    def web_secret(self, *, name: str, candidate: str, at: datetime) -> str: ...
+
+
+class Store(HealthStore, MemberStore, CycleStore, UpdateStore, AwayStore, EventStore, OutboxStore, SummaryStore,
+            HistoryStore, WebStore, Protocol):
     """Everything the use-cases keep."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.model import SummaryItem
+
 
 @dataclass(frozen=True)
 class StoredUpdate:
@@ -77,6 +79,23 @@ class SummaryRevision:
 
 
 @dataclass(frozen=True)
+class StoredSummary:
+    """One stored version of a cycle's closing sections, for the web view: drafted, edited, imported;
+    who edited it and when it was published (the last snapshot of it that was)."""
+
+    source: str
+    created_at: datetime
+    reflections: tuple[SummaryItem, ...]
+    next_week: tuple[SummaryItem, ...]
+    model: str | None = None
+    prompt_version: str | None = None
+    note: str | None = None
+    author: str | None = None
+    current_at: datetime | None = None
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A compiled report exactly as a lead saw it: what Publish posts."""
 
@@ -88,3 +107,13 @@ class Snapshot:
     made_by: str | None
     made_at: datetime
     published_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AnswerMark:
+    """That a member answered a section of a cycle, and whether only after its deadline: no text."""
+
+    cycle_id: int
+    section_key: str | None
+    member_key: str
+    late: bool

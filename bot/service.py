@@ -30,7 +30,7 @@ from bot.model import (
 )
 from bot.parse import parse_report
 from bot.ports import Store
-from bot.records import Outgoing, Snapshot, StoredCycle, StoredUpdate, SummaryRevision
+from bot.records import Outgoing, Snapshot, StoredCycle, StoredSummary, StoredUpdate, SummaryRevision
 from bot.render import render_report
 from bot.titles import norm_title, sections_named
 
@@ -206,9 +206,10 @@ class WeeklyService:
 
     def __init__(
         self, team_file: TeamFile, store: Store, *, clock: Clock = utcnow,
-        summarizer: SummarizerLike | None = None,
+        summarizer: SummarizerLike | None = None, public_url: str = "http://localhost:3000",
     ) -> None:
         self.team_file = team_file
+        self.public_url = public_url  # the web view's address, for sign-in links
         self.store = store
         self.clock = clock
         self.summarizer = summarizer
@@ -635,6 +636,11 @@ class WeeklyService:
                 return rev
         return (self.store.current_summary(cycle_id=cycle_id, sources=("imported",))
                 or self.store.current_summary(cycle_id=cycle_id, sources=("edited",)))
+
+    def summary_revisions(self, team: Team, cycle_label: str) -> list[StoredSummary]:
+        """The cycle's closing sections as stored, oldest first: each draft (llm, offline), edit and import."""
+        cycle = self.timeline(team).by_label(cycle_label)
+        return self.store.closing_versions(cycle_id=cycle.stored_id) if cycle.stored_id is not None else []
 
     def with_sources(self, team: Team, items: Sequence[SummaryItem]) -> tuple[SummaryItem, ...]:
         """Items as given; one without sources gets the sections its text names by title, if any."""

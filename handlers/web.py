@@ -1,4 +1,5 @@
-"""The HTTP face of `weekly-bot serve`: every configured platform's routes, plus `GET /healthz`.
+"""The HTTP face of `weekly-bot serve`: every configured platform's routes, `GET /healthz` and the leads'
+web view under `/web/` (handlers/webview).
 
 Each registered platform brings its own routes (Slack: `POST /slack/events`, Feishu:
 `POST /feishu/events`); the chat SDKs load only when their platform is configured.
@@ -19,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from bot.errors import ConfigError
 from bot.platform import Context, WebEdge
 from handlers import registry
+from handlers.webview import web_routes
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.8  # /healthz answers within a second, whatever the database does
@@ -49,7 +51,7 @@ def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
         return JSONResponse({"status": "ok" if ok else "error", "database": "ok" if ok else "unreachable"},
                             status_code=200 if ok else 503)
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *web_routes(app)]
     for edge in edges:
         routes.extend(r for r in edge.routes() if isinstance(r, BaseRoute))
     return Starlette(routes=routes)

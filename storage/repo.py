@@ -43,6 +43,7 @@ from storage.models import (
     TeamRow,
     UpdateRow,
 )
+from storage.web import WebRepo
 
 
 def _update(row: UpdateRow) -> StoredUpdate:
@@ -68,7 +69,7 @@ class _Unknown(Exception):
     """Rolls back a change's transaction when its message is not stored."""
 
 
-class Store:
+class Store(WebRepo):
     """All persistence; one short transaction per call, safe to share between threads."""
 
     def __init__(self, engine: Engine) -> None:

@@ -26,7 +26,9 @@ def test_the_demo_runs_from_the_wheel_outside_the_checkout(tmp_path: Path) -> No
         z.extractall(site)
     assert {"bot/demo_data/team.yaml", "bot/demo_data/report-2024-W38-W39.md",
             "bot/demo_data/answers/settlement.md", "storage/migrations/versions/0004_identities.py",
-            "handlers/slack/plugin.py", "prompts/__init__.py"} <= names
+            "handlers/slack/plugin.py", "prompts/__init__.py", "handlers/webview/templates/participation.html",
+            "handlers/webview/static/chart.umd.min.js", "handlers/webview/static/participation.js",
+            "storage/migrations/versions/0008_web.py"} <= names
     # the wheel's code and data only (the dependencies from this environment), far from the checkout
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(site)}
     code = "import sys, bot; assert bot.__file__.startswith(sys.argv[1]), bot.__file__; " \

@@ -8,12 +8,13 @@ import hmac
 import json
 import logging
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import yaml
@@ -844,3 +845,20 @@ def test_a_live_senders_claim_is_kept_fresh() -> None:
     from bot.tick import HEARTBEAT, STALE_CLAIM
 
     assert HEARTBEAT * 3 < STALE_CLAIM <= timedelta(minutes=1)
+
+
+@sqlite_only
+def test_web_gives_a_lead_a_sign_in_link_by_dm_and_a_non_lead_a_clear_no(slack: Slack) -> None:
+    status, ack, _ = slack.command("U0WANG0001", "web")
+    settle()
+    assert status == 200
+    (posted,) = slack.texts("U0WANG0001")
+    assert posted.startswith("网页视图的登录链接（10 分钟内有效，只能使用一次）：\nhttp://localhost:3000/web/signin?token=")
+    link = posted.split("\n")[1].strip("<>")
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the session cookie
+    with browser.open(slack.url + link.removeprefix("http://localhost:3000"), timeout=15) as home:
+        assert (home.status, urlsplit(home.url).path) == (200, "/web/")  # signed in, redirected home
+    status, ack, _ = slack.command("U0ZHANG001", "web")
+    settle()
+    assert (status, ack["text"]) == (200, to_slack(t("zh", "web_not_lead")))
+    assert slack.texts("U0ZHANG001") == []

@@ -34,7 +34,8 @@ def build_app(
     engine = make_engine(db or settings.database_url)
     ensure_schema(engine)
     store = Store(engine)
-    service = WeeklyService(team_file, store, clock=clock, summarizer=make_summarizer(settings, store, clock))
+    service = WeeklyService(team_file, store, clock=clock, summarizer=make_summarizer(settings, store, clock),
+                            public_url=settings.public_url)
     service.sync()
     return App(settings=settings, team_file=team_file, store=store, service=service)
 

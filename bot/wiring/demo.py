@@ -156,4 +156,9 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     carried = service.previous_goals(team, nxt)
     out.write(f"  next cycle's prompts show these {len(carried)} published goals as 上周计划 "
               f"(a draft never carries over)\n")
+    _step(out, clock, datetime(2024, 10, 10, 18, 55, tzinfo=TZ),
+          "the lead asks for the web view: history, participation chart, search, exports")
+    chat.say("/weekly web")
+    out.write("  (a link that works once, for 10 minutes, served by `weekly-bot serve` on the same database;\n"
+              "   the demo's clock is in 2024, so this one has long expired: see the README's Web view)\n")
     out.write("\nDone: the same handlers serve Slack (`weekly-bot serve`) and the terminal (`weekly-bot chat`).\n")

@@ -1,0 +1,151 @@
+"""The store's part for the web view (issue 14): whole-team history reads and the sign-in links.
+
+`storage.repo.Store` inherits these. Each read is one query (or two) for a whole team or cycle, so a page
+costs the same few queries whether the team has 5 cycles or 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.model import SummaryItem
+from bot.records import AnswerMark, StoredRevision, StoredSummary, StoredUpdate
+from storage.db import READ
+from storage.models import (
+    CycleRow,
+    RevisionRow,
+    SkipRow,
+    SnapshotRow,
+    SummaryRow,
+    TeamRow,
+    UpdateRow,
+    WebLinkRow,
+    WebSecretRow,
+)
+
+
+def _stored_update(row: UpdateRow) -> StoredUpdate:
+    return StoredUpdate(
+        id=row.id, cycle_id=row.cycle_id, section_key=row.section_key, member_key=row.member_key,
+        platform=row.platform, message_id=row.message_id, text=row.text, deleted=row.deleted,
+        late=row.late, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _items(data: list[dict[str, object]] | None) -> tuple[SummaryItem, ...]:
+    return tuple(SummaryItem(str(d["text"]), tuple(str(s) for s in d.get("sources") or ()))  # type: ignore[attr-defined]
+                 for d in data or [])
+
+
+def _team_cycles(team_key: str):  # type: ignore[no-untyped-def]
+    return select(CycleRow.id).join(TeamRow, TeamRow.id == CycleRow.team_id).where(TeamRow.key == team_key)
+
+
+class WebRepo:
+    """Mixed into `storage.repo.Store`, which gives it its session factory."""
+
+    _sessions: sessionmaker[Session]
+
+    @contextmanager
+    def _web_read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            session.connection(execution_options=READ)  # no SQLite write lock for a page load
+            yield session
+
+    # -- history -----------------------------------------------------------------------------
+    def answer_marks(self, *, team_key: str) -> list[AnswerMark]:
+        """Who answered which section of which of the team's cycles (deleted answers left out)."""
+        with self._web_read() as s:
+            rows = s.execute(
+                select(UpdateRow.cycle_id, UpdateRow.section_key, UpdateRow.member_key, UpdateRow.late)
+                .where(UpdateRow.cycle_id.in_(_team_cycles(team_key)), UpdateRow.deleted.is_(False))
+            )
+            return [AnswerMark(c, sec, m, bool(late)) for c, sec, m, late in rows]
+
+    def skips_by_cycle(self, *, team_key: str) -> dict[int, set[str]]:
+        with self._web_read() as s:
+            out: dict[int, set[str]] = {}
+            for cycle_id, member in s.execute(select(SkipRow.cycle_id, SkipRow.member_key)
+                                              .where(SkipRow.cycle_id.in_(_team_cycles(team_key)))):
+                out.setdefault(cycle_id, set()).add(member)
+            return out
+
+    def update_history(self, *, cycle_id: int) -> list[tuple[StoredUpdate, list[StoredRevision]]]:
+        """Every answer of the cycle, deleted ones too, each with all its revisions: two queries."""
+        with self._web_read() as s:
+            updates = list(s.scalars(select(UpdateRow).where(UpdateRow.cycle_id == cycle_id)
+                                     .order_by(UpdateRow.created_at, UpdateRow.id)))
+            revisions: dict[int, list[StoredRevision]] = {}
+            for r in s.scalars(select(RevisionRow)
+                               .where(RevisionRow.update_id.in_(select(UpdateRow.id).where(UpdateRow.cycle_id == cycle_id)))
+                               .order_by(RevisionRow.update_id, RevisionRow.number)):
+                revisions.setdefault(r.update_id, []).append(StoredRevision(r.number, r.action, r.text, r.at))
+            return [(_stored_update(u), revisions.get(u.id, [])) for u in updates]
+
+    def search_updates(self, *, team_key: str, text: str, limit: int) -> list[StoredUpdate]:
+        """The team's current answers containing `text` (any case; % and _ are plain characters), newest first."""
+        with self._web_read() as s:
+            rows = s.scalars(
+                select(UpdateRow)
+                .where(UpdateRow.cycle_id.in_(_team_cycles(team_key)), UpdateRow.deleted.is_(False),
+                       UpdateRow.text.icontains(text, autoescape=True))
+                .order_by(UpdateRow.created_at.desc(), UpdateRow.id.desc()).limit(limit)
+            )
+            return [_stored_update(r) for r in rows]
+
+    def closing_versions(self, *, cycle_id: int) -> list[StoredSummary]:
+        """Every stored version of the cycle's closing sections, oldest first."""
+        with self._web_read() as s:
+            rows = s.scalars(select(SummaryRow).where(SummaryRow.cycle_id == cycle_id)
+                             .order_by(SummaryRow.created_at, SummaryRow.id))
+            published: dict[int, datetime] = {}
+            for summary_id, at in s.execute(select(SnapshotRow.summary_id, SnapshotRow.published_at).where(
+                    SnapshotRow.cycle_id == cycle_id, SnapshotRow.published_at.is_not(None))):
+                if summary_id is not None and at is not None and (summary_id not in published
+                                                                  or at > published[summary_id]):
+                    published[summary_id] = at
+            return [StoredSummary(r.source, r.created_at, _items(r.reflections), _items(r.next_week), r.model,
+                                  r.prompt_version, r.note, author=r.author, current_at=r.chosen_at or r.created_at,
+                                  published_at=published.get(r.id)) for r in rows]
+
+    # -- sign-in links -----------------------------------------------------------------------
+    def put_web_link(self, *, token_hash: str, member_key: str, at: datetime, expires_at: datetime) -> None:
+        """Keep a new link's hash; links that expired are forgotten on the way."""
+        with self._sessions.begin() as s:
+            s.execute(delete(WebLinkRow).where(WebLinkRow.expires_at < at))
+            s.add(WebLinkRow(token_hash=token_hash, member_key=member_key, created_at=at, expires_at=expires_at))
+
+    def take_web_link(self, *, token_hash: str, at: datetime) -> str | None:
+        """The link's member if it is known and not expired; it is gone afterwards either way. One
+        DELETE … RETURNING: of two processes opening the same link at once, exactly one gets it."""
+        with self._sessions.begin() as s:
+            row = s.execute(delete(WebLinkRow).where(WebLinkRow.token_hash == token_hash)
+                            .returning(WebLinkRow.member_key, WebLinkRow.expires_at)).first()
+        if row is None:
+            return None
+        member, expires_at = row
+        if expires_at.tzinfo is None:  # SQLite keeps UTC without a zone
+            expires_at = expires_at.replace(tzinfo=UTC)
+        return member if at < expires_at else None
+
+    def web_secret(self, *, name: str, candidate: str, at: datetime) -> str:
+        """The stored secret `name`; `candidate` becomes it when there is none yet (the first process wins)."""
+        with self._web_read() as s:
+            found = s.scalar(select(WebSecretRow.value).where(WebSecretRow.name == name))
+        if found is not None:
+            return found
+        try:
+            with self._sessions.begin() as s:
+                s.add(WebSecretRow(name=name, value=candidate, created_at=at))
+        except IntegrityError:
+            pass  # another process made it first: use theirs
+        with self._web_read() as s:
+            value = s.scalar(select(WebSecretRow.value).where(WebSecretRow.name == name))
+        assert value is not None
+        return value
