@@ -381,3 +381,13 @@ def test_a_session_lasts_twelve_hours(web: Web) -> None:
     assert browser.get("/web/").status == 200
     web.clock.now = start + timedelta(hours=12, seconds=1)
     assert browser.get("/web/").status == 401
+
+
+def test_a_cycles_page_shows_the_leads_edit_and_when_it_was_published(web: Web) -> None:
+    chat, out = console(web.app, "wang")
+    chat.handle("/weekly edit\n## 收获与反思\n差错当天清零（来源：清分对账）\n# 下周工作及目标\n直连上线（来源：结算通道）")
+    chat.handle("3")  # Publish on the preview that follows the edit
+    assert said(out)[-1] == "  bot → 王芳: 周报已发布：#C0WEEKLY01。"
+    page = visible(web.signed_in().get("/web/cycle/2024-W42").body)
+    assert "负责人修改" in page and "王芳" in page and "已发布" in page
+    assert "差错当天清零" in page
