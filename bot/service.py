@@ -9,6 +9,8 @@ import hashlib
 import logging
 import re
 import stat
+import threading
+import time
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20000
 MAX_REPORT_BYTES = 5 * 1024 * 1024  # a weekly report is tens of kB; a year of them still far below this
 IMPORT_MEMBER = "(import)"
+CACHE_S = 60.0  # ids found by email and cycles opened by another process are read again after this
+MISS_REREAD_S = 1.0  # an unknown user id re-reads the stored ids, at most this often
 Clock = Callable[[], datetime]
 
 
@@ -215,6 +219,13 @@ class WeeklyService:
         self.summarizer = summarizer
         self._plans: dict[str, CyclePlan] = {}
         self._synced = False
+        # In memory, so the ack path reads no database for them: per platform (read at, member → id,
+        # id → member); per team (read at, timeline, stored cycles by id). This process's own writes
+        # drop them; another process's are seen within CACHE_S, or at once where it matters (a user id
+        # not known, a cycle that looks unopened).
+        self._ids: dict[str, tuple[float, dict[str, str], dict[str, str]]] = {}
+        self._timelines: dict[str, tuple[float, Timeline, dict[int, StoredCycle]]] = {}
+        self._cache_lock = threading.Lock()
 
     # -- set-up ------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -241,23 +252,39 @@ class WeeklyService:
     # -- who is who on each platform -----------------------------------------------------------
     def platform_ids(self, platform: str) -> dict[str, str]:
         """member key → user id on `platform`: the team file's, else one found by email and kept."""
+        return dict(self._id_maps(platform)[1])
+
+    def platform_id(self, platform: str, member: str) -> str | None:
+        """The member's user id on `platform`, from memory."""
+        return self._id_maps(platform)[1].get(member)
+
+    def _id_maps(self, platform: str, *, older_than: float = CACHE_S) -> tuple[float, dict[str, str], dict[str, str]]:
+        cached = self._ids.get(platform)
+        if cached is not None and time.monotonic() - cached[0] <= older_than:
+            return cached
         ids = self.store.member_platform_ids(platform=platform)
         ids.update({k: v for k, m in self.team_file.members.items() if (v := m.id_on(platform))})
-        return ids
+        by_id = {v: k for k, v in ids.items()}
+        by_id.update({v: k for k, m in self.team_file.members.items() if (v := m.id_on(platform))})  # the file wins
+        cached = (time.monotonic(), ids, by_id)
+        with self._cache_lock:
+            self._ids[platform] = cached
+        return cached
 
     def member_by(self, platform: str, user_id: str) -> str | None:
         """The member a platform's user id belongs to (the console's ids are member keys)."""
         if platform == "console":
             return user_id if user_id in self.team_file.members else None
-        found = self.team_file.member_by(platform, user_id)
-        if found is None:
-            found = next((k for k, v in self.store.member_platform_ids(platform=platform).items() if v == user_id),
-                         None)
+        found = self._id_maps(platform)[2].get(user_id)
+        if found is None:  # perhaps found by email in another process since: look again, not too often
+            found = self._id_maps(platform, older_than=MISS_REREAD_S)[2].get(user_id)
         return found
 
     def remember_platform_id(self, member: str, platform: str, user_id: str) -> None:
         """Keep an id a platform resolved from the member's email."""
         self.store.set_member_platform_id(member_key=member, platform=platform, user_id=user_id)
+        with self._cache_lock:
+            self._ids.pop(platform, None)
 
     # -- platform deliveries, recognised when they come again ----------------------------------
     def forget_events(self, *, before: datetime) -> int:
@@ -325,8 +352,26 @@ class WeeklyService:
 
     def timeline(self, team: Team) -> Timeline:
         """The team's cycles: stored ones as they were, the schedule's predictions for the rest."""
+        return self._timeline(team)[0]
+
+    def _timeline(self, team: Team) -> tuple[Timeline, dict[int, StoredCycle]]:
         self.sync()
-        return Timeline(self.plan(team), self.store.cycles(team_key=team.key))
+        cached = self._timelines.get(team.key)
+        if cached is not None and time.monotonic() - cached[0] <= CACHE_S:
+            return cached[1], cached[2]
+        stored = self.store.cycles(team_key=team.key)
+        timeline = Timeline(self.plan(team), stored)
+        with self._cache_lock:
+            self._timelines[team.key] = (time.monotonic(), timeline, {c.id: c for c in stored})
+        return timeline, {c.id: c for c in stored}
+
+    def forget_cycles(self, team_key: str | None = None) -> None:
+        """Drop the cycles kept in memory (after storing one): the next look reads them again."""
+        with self._cache_lock:
+            if team_key is None:
+                self._timelines.clear()
+            else:
+                self._timelines.pop(team_key, None)
 
     def now(self) -> datetime:
         return self.clock()
@@ -366,12 +411,15 @@ class WeeklyService:
         self.sync()
         if cycle.stored_id is None and _later(cycle.opens_at, max(self.now(), at or self.now())):
             return None
-        if cycle.stored_id is not None:  # the common case on the ack path: a read, no write lock
-            found = self.store.find_cycle(team_key=team.key, label=cycle.label)
+        if cycle.stored_id is not None:  # the common case on the ack path: from memory
+            found = self._timeline(team)[1].get(cycle.stored_id) or self.store.find_cycle(
+                team_key=team.key, label=cycle.label)
             if found is not None and found.opens_at is not None:
                 return found
-        return self.store.ensure_cycle(team_key=team.key, label=cycle.label, opens_at=cycle.opens_at,
-                                       deadline=cycle.deadline)
+        stored = self.store.ensure_cycle(team_key=team.key, label=cycle.label, opens_at=cycle.opens_at,
+                                         deadline=cycle.deadline)
+        self.forget_cycles(team.key)
+        return stored
 
     def opened_cycle(self, team: Team, cycle: Cycle) -> StoredCycle:
         stored = self.stored_cycle(team, cycle)
@@ -483,12 +531,10 @@ class WeeklyService:
         update, created = self.store.add_update(
             cycle_id=stored.id, section_key=choice[1].key if choice else None, member_key=member,
             platform=platform, message_id=message_id, text=body, at=now, late=now > cycle.deadline,
-            event=(platform, event_id) if event_id else None, changed_ts=changed_ts,
+            event=(platform, event_id) if event_id else None, changed_ts=changed_ts, unskip=True,
         )
         if not created and event_id:
             raise AlreadyHandled(event_id)  # the same message under another delivery id
-        if created:
-            self.store.clear_skip(cycle_id=stored.id, member_key=member)
         if update.section_key is None:
             return NeedsSection(update=update, choices=tuple(owned))
         team, section = self._section_of(update.section_key, owned, team)
@@ -791,6 +837,7 @@ class WeeklyService:
                     at=now,
                 )
             result.cycles.append(cycle_label)
+            self.forget_cycles(team.key)
         return result
 
 

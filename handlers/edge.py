@@ -3,11 +3,16 @@ chat, and deliver replies (then the slow work's replies) to channels, members or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from anyio import CapacityLimiter
 
 from bot.chat import Outcome, Reply
 from bot.errors import report_error
@@ -16,6 +21,22 @@ from bot.notify import SendError
 from bot.platform import Context, Platform
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Requests worked on at once per process: each may hold a database connection, and the pool has room for
+# all of them beside the scheduler's (storage.db.POOL_SIZE), so none waits for a connection while holding
+# a thread; the rest wait their turn here, holding nothing.
+WORKER_THREADS = 16
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def in_worker(fn: Callable[..., T], *args: Any) -> T:
+    """Run a request's blocking work (Bolt's or the SDK's dispatch, which stores the answer) on a worker thread."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = CapacityLimiter(WORKER_THREADS)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
 
 def chunks(text: str, size: int) -> list[str]:
@@ -157,11 +178,12 @@ class Directory:
 
     def knows(self, member: str) -> bool:
         m = self.app.team_file.members.get(member)
-        return m is not None and bool(m.id_on(self.platform) or m.email or self.known_ids().get(member))
+        return m is not None and bool(m.id_on(self.platform) or m.email or self.app.service.platform_id(
+            self.platform, member))
 
     def user_id(self, member: str) -> str:
         """The member's user id; looked up by email once, then cached."""
-        found = self.known_ids().get(member)
+        found = self.app.service.platform_id(self.platform, member)
         if found:
             return found
         m = self.app.team_file.members.get(member)
@@ -176,9 +198,9 @@ class Directory:
 
     def recognise(self, user_id: str) -> None:
         """Make sure someone with no id in the team file is matched to a member by email."""
-        known = self.known_ids()
-        if user_id in known.values() or user_id in self._no_match:
+        if user_id in self._no_match or self.app.service.member_by(self.platform, user_id) is not None:
             return
+        known = self.known_ids()
         candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
         email = (self._email_of(user_id) or "").lower() if candidates else ""
         member = candidates.get(email) if email else None
@@ -190,7 +212,7 @@ class Directory:
 
     def name_of(self, user_id: str) -> str | None:
         """A member's name for a mention of `user_id`, when the user is a member."""
-        member = next((k for k, v in self.known_ids().items() if v == user_id), None)
+        member = self.app.service.member_by(self.platform, user_id)
         return self.app.team_file.members[member].name if member else None
 
 

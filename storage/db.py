@@ -49,11 +49,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 LOCK_WAIT_MS = 2000  # a locked database fails a request well inside Slack's 3 seconds (spec §9)
 STATEMENT_MS = 2500
 READ = {"weekly_read": True}  # execution option: a transaction that only reads takes no write lock
+# Connections per process: room for every request worker (handlers.edge.WORKER_THREADS, 16) plus the
+# scheduler's senders, heartbeat and /healthz, so a request never waits for a connection.
+POOL_SIZE, POOL_OVERFLOW = 20, 10
 
 
 def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         # hide_parameters: a database error must not carry an owner's message into the log
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} | kwargs
         engine = create_engine(parsed, connect_args={"timeout": lock_wait_ms / 1000}, hide_parameters=True,
                                pool_timeout=lock_wait_ms / 1000, **kwargs)
 
@@ -82,6 +86,7 @@ def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> 
         options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
         parsed = parsed.difference_update_query(["options"])
     connect_args = {"connect_timeout": max(1, lock_wait_ms // 1000), "options": options}
+    kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} | kwargs
     return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args,
                          pool_timeout=lock_wait_ms / 1000, **kwargs)
 

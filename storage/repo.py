@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -26,7 +27,7 @@ from bot.records import (
     StoredUpdate,
     SummaryRevision,
 )
-from storage.db import READ
+from storage.db import LOCK_WAIT_MS, READ
 from storage.models import (
     AwayRow,
     CycleRow,
@@ -69,17 +70,46 @@ class _Unknown(Exception):
     """Rolls back a change's transaction when its message is not stored."""
 
 
+class WriteQueueTimeout(Exception):
+    """This process's writers stayed queued longer than a request may wait (the database is held)."""
+
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> threading.RLock | None:
+    """One lock per SQLite file and process: this process's writers queue here, in memory, instead of
+    sleeping in SQLite's busy back-off while each holds a pooled connection. Other processes still meet
+    SQLite's lock (busy_timeout). PostgreSQL locks rows, not the database: no queue."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(str(engine.url.database), threading.RLock())
+
+
 class Store(WebRepo):
     """All persistence; one short transaction per call, safe to share between threads."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writers = _write_lock(engine)
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        if self._writers is None:
+            with self._sessions.begin() as session:
+                yield session
+            return
+        if not self._writers.acquire(timeout=LOCK_WAIT_MS / 1000):
+            raise WriteQueueTimeout(f"no turn to write within {LOCK_WAIT_MS} ms")
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        finally:
+            self._writers.release()
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -246,8 +276,7 @@ class Store(WebRepo):
         together or not at all. Raises AlreadyHandled for an event marked before (a redelivery)."""
         if event is None:
             return
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(ProcessedEventRow).values(platform=event[0], event_id=event[1], at=at).on_conflict_do_nothing(
+        stmt = self._insert(ProcessedEventRow).values(platform=event[0], event_id=event[1], at=at).on_conflict_do_nothing(
             index_elements=["platform", "event_id"]).returning(ProcessedEventRow.id)
         if s.execute(stmt).first() is None:  # nothing inserted: marked before
             raise AlreadyHandled(event[1])
@@ -260,32 +289,34 @@ class Store(WebRepo):
     def add_update(
         self, *, cycle_id: int, section_key: str | None, member_key: str, platform: str,
         message_id: str | None, text: str, at: datetime, late: bool, event: tuple[str, str] | None = None,
-        changed_ts: float | None = None,
+        changed_ts: float | None = None, unskip: bool = False,
     ) -> tuple[StoredUpdate, bool]:
         """Store an answer, and mark `event` handled in the same transaction; the same platform message
-        stored twice gives the first back (created False)."""
-        try:
-            with self._tx() as s:
-                self._mark(s, event, at)
-                if message_id is not None:
-                    known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
-                                                             UpdateRow.message_id == message_id))
-                    if known is not None:
-                        return _update(known), False
-                row = UpdateRow(
-                    cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
-                    message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
-                    changed_ts=changed_ts,
-                )
-                row.revisions.append(RevisionRow(number=1, action="create", text=text, at=at))
-                s.add(row)
-                s.flush()
-                return _update(row), True
-        except IntegrityError:
-            existing = self.update_by_message(platform=platform, message_id=message_id or "")
-            if existing is None:
-                raise
-            return existing, False
+        stored twice gives the first back (created False). With `unskip`, a new answer also takes back
+        the member's skip of the cycle. One short transaction: the event's and the message's unique keys
+        decide (INSERT … ON CONFLICT DO NOTHING), nothing is read first."""
+        values = dict(cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
+                      message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
+                      changed_ts=changed_ts)
+        with self._tx() as s:
+            self._mark(s, event, at)
+            if message_id is None:
+                stmt = insert(UpdateRow).values(**values).returning(UpdateRow.id)
+            else:
+                stmt = self._insert(UpdateRow).values(**values).on_conflict_do_nothing(
+                    index_elements=["platform", "message_id"]).returning(UpdateRow.id)
+            new_id = s.execute(stmt).scalar()
+            if new_id is None:  # that message was stored before
+                known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
+                                                         UpdateRow.message_id == message_id))
+                assert known is not None
+                return _update(known), False
+            s.execute(insert(RevisionRow).values(update_id=new_id, number=1, action="create", text=text, at=at))
+            if unskip:
+                s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
+            return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
+                                platform=platform, message_id=message_id, text=text, deleted=False, late=late,
+                                created_at=at, updated_at=at), True
 
     def update_by_message(self, *, platform: str, message_id: str) -> StoredUpdate | None:
         with self._read() as s:

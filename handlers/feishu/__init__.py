@@ -50,7 +50,6 @@ from lark_oapi.core.token.manager import TokenManager
 from lark_oapi.core.utils import AESCipher
 from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -68,6 +67,7 @@ from handlers.edge import (
     RetryLater,
     TooLarge,
     chunks,
+    in_worker,
     load_json,
     read_body,
 )
@@ -712,7 +712,7 @@ class FeishuEdge(ChatEdge):
             logger.warning("Feishu: refused a signed but malformed %s (%s)", kind, why)
             return JSONResponse({"msg": "malformed request"}, status_code=400)
         work: list[Callable[[], None]] = []
-        answer, retry = await run_in_threadpool(self._dispatch, to_raw_request(request, body), work)
+        answer, retry = await in_worker(self._dispatch, to_raw_request(request, body), work)
         status = answer.status_code
         if status >= 500 and not retry:  # the SDK's 500 for anything else it could not read
             logger.warning("Feishu: the SDK could not handle a %s (HTTP %d); answered 400", kind, status)

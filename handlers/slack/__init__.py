@@ -28,7 +28,6 @@ from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -39,7 +38,7 @@ from bot.errors import ConfigError
 from bot.i18n import t
 from bot.notify import SendError
 from bot.platform import Context, Form, Incoming
-from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, load_json, read_body
+from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, in_worker, load_json, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -470,7 +469,7 @@ class SlackEdge(ChatEdge):
         if why:
             logger.warning("Slack: refused a signed but malformed request (%s)", why)
             return JSONResponse({"error": "malformed request"}, status_code=400)
-        response = await run_in_threadpool(self.bolt.dispatch, to_bolt_request(request, body))
+        response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
         if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
             return Response(status_code=200)
         return to_starlette_response(response)
