@@ -20,9 +20,10 @@ from bot.chat import Reply
 from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
+from bot.fanout import run_paced
 from bot.i18n import period, t
 from bot.model import Cycle, SummaryItem
-from bot.notify import Sender, deliver, pick_sender
+from bot.notify import RateLimited, Sender, deliver, pick_sender
 from bot.records import Outgoing
 from bot.service import WeeklyService
 
@@ -72,11 +73,17 @@ class _Heartbeat:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def holding(self, key: str) -> _Held:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tick-heartbeat", daemon=True)
-            self._thread.start()
-        return _Held(self, key)
+    def hold(self, key: str) -> None:
+        """Keep `key`'s claim fresh until it is released (sent, failed, or handed back)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tick-heartbeat", daemon=True)
+                self._thread.start()
+            self.keys.add(key)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self.keys.discard(key)
 
     def _run(self) -> None:
         while not self._stopped.wait(HEARTBEAT.total_seconds()):
@@ -90,20 +97,6 @@ class _Heartbeat:
 
     def stop(self) -> None:
         self._stopped.set()
-
-
-@dataclass
-class _Held:
-    beat: _Heartbeat
-    key: str
-
-    def __enter__(self) -> None:
-        with self.beat._lock:
-            self.beat.keys.add(self.key)
-
-    def __exit__(self, *exc: object) -> None:
-        with self.beat._lock:
-            self.beat.keys.discard(self.key)
 
 
 @dataclass(frozen=True)
@@ -147,45 +140,78 @@ def pending(service: WeeklyService, at: datetime) -> list[Due]:
 
 def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at: datetime,
                beat: _Heartbeat) -> list[Sent]:
+    """Claim and send what the team owes, FANOUT sends in flight; each message is claimed before it is sent
+    and finished after, so a crash or a second tick never sends one twice."""
     plan = _plan(service, team, at)
     if plan is None:
         return []
     cycle, dues, existing, skipped = plan.cycle, plan.dues, plan.existing, plan.excused
     prompted_now = {d.member for d in dues if d.kind == "prompt" and d.key not in existing}
-    last: LastPlan | None = None  # read at the first prompt, shared by the others
-    out = []
+    jobs: list[_Job] = []
     for due in dues:
         if due.kind == "reminder" and due.member in prompted_now:
             # the prompt going out now says the deadline: a reminder on top would be a burst
             if service.claim_message(due, at=at):
                 service.finish_message(due.key, ok=True, at=at, error="superseded by the prompt")
             continue
-        sender = pick_sender(senders, due.member)
-        if sender is None:
+        if pick_sender(senders, due.member) is None:
             logger.warning("no platform reaches member %s: %s not sent", due.member, due.kind)
             continue
-        earlier = existing.get(due.key)
-        if not _claim(service, due, earlier, at):
-            continue
-        if earlier is not None and earlier.status == "claimed" and _delivered(senders, due):
-            logger.info("%s %s to %s: found delivered after its sender died; not sent again",
-                        due.kind, due.cycle, due.member)
-            service.finish_message(due.key, ok=True, at=at, error="found delivered after its sender died")
-            continue
-        if due.kind == "prompt" and last is None:
-            last = last_plan(service, team, cycle)
-        text = compose(service, team, cycle, due, skipped, last)
+        jobs.append(_Job(len(jobs), due))
+    if not jobs:
+        return []
+    # composed from what is read once per team and tick: last cycle's goals, titles, names
+    words = Composer(service, team, cycle, skipped,
+                     last_plan(service, team, cycle) if any(j.due.kind == "prompt" for j in jobs) else None)
+    out: list[tuple[int, Sent]] = []
+    lock = threading.Lock()
+
+    def sent(job: _Job, result: Sent) -> None:
+        beat.release(job.due.key)
+        with lock:
+            out.append((job.n, result))
+
+    def work(job: _Job) -> None:
+        due = job.due
+        if job.text is None:  # the first try: win the claim, unless a dead sender's message got there
+            earlier = existing.get(due.key)
+            if not _claim(service, due, earlier, at):
+                return
+            beat.hold(due.key)
+            if earlier is not None and earlier.status == "claimed" and _delivered(senders, due):
+                logger.info("%s %s to %s: found delivered after its sender died; not sent again",
+                            due.kind, due.cycle, due.member)
+                service.finish_message(due.key, ok=True, at=at, error="found delivered after its sender died")
+                beat.release(due.key)
+                return
+            job.text = words.text(due)
         try:
-            with beat.holding(due.key):
-                platform = deliver(senders, due.member, Reply(text, key=due.key))
+            platform = deliver(senders, due.member, Reply(job.text, key=due.key), paced=True)
+        except RateLimited:
+            raise  # run_paced tries again after the Retry-After; the claim stays held (and fresh)
         except Exception as e:  # every platform failed: keep it due, try again next tick
             logger.warning("sending %s to %s failed: %s", due.kind, due.member, e)
             service.finish_message(due.key, ok=False, at=at, error=str(e)[:500])
-            out.append(Sent(due, sender.platform, False, text, str(e)))
-            continue
+            sent(job, Sent(due, senders[0].platform, False, job.text, str(e)))
+            return
         service.finish_message(due.key, ok=True, at=at)
-        out.append(Sent(due, platform, True, text))
-    return out
+        sent(job, Sent(due, platform, True, job.text))
+
+    def gave_up(job: _Job, e: RateLimited) -> None:
+        logger.warning("sending %s to %s: still rate limited; the next tick tries again", job.due.kind,
+                       job.due.member)
+        service.finish_message(job.due.key, ok=False, at=at, error=str(e)[:500])
+        sent(job, Sent(job.due, senders[0].platform, False, job.text or "", str(e)))
+
+    run_paced(jobs, work, channel=lambda j: j.due.member, gave_up=gave_up)
+    return [result for _n, result in sorted(out, key=lambda x: x[0])]
+
+
+@dataclass
+class _Job:
+    n: int  # its place among the team's dues: results come back in this order
+    due: Due
+    text: str | None = None  # composed once claimed; a retry after a rate limit sends the same words
 
 
 def _delivered(senders: Sequence[Sender], due: Due) -> bool:
@@ -229,43 +255,61 @@ def last_plan(service: WeeklyService, team: Team, cycle: Cycle) -> LastPlan:
 def compose(service: WeeklyService, team: Team, cycle: Cycle, due: Due,
             skipped: frozenset[str] = frozenset(), last: LastPlan | None = None) -> str:
     """The words of a prompt, reminder or escalation, in the team's language."""
-    lang = service.lang(team)
-    tz = service.team_file.tz(team)
-    members = service.team_file.members
-    deadline = f"{cycle.deadline.astimezone(tz):%m-%d %H:%M}" if lang == "zh" else \
-        f"{cycle.deadline.astimezone(tz):%a %m-%d %H:%M}"
-    titles = {s.key: s.title for s in team.sections}
-    sep = "、" if lang == "zh" else ", "
-    if due.kind == "escalation":
-        parts = []
+    if last is None and due.kind == "prompt":
+        last = last_plan(service, team, cycle)
+    return Composer(service, team, cycle, skipped, last).text(due)
+
+
+class Composer:
+    """What every message of one team's cycle says alike, worked out once: a fan-out to a thousand owners
+    looks sections, names and last cycle's goals up in dicts, never scans for them."""
+
+    def __init__(self, service: WeeklyService, team: Team, cycle: Cycle, skipped: frozenset[str] = frozenset(),
+                 last: LastPlan | None = None) -> None:
+        self.team, self.cycle, self.skipped = team, cycle, skipped
+        self.lang = service.lang(team)
+        tz = service.team_file.tz(team)
+        self.members = service.team_file.members
+        self.deadline = f"{cycle.deadline.astimezone(tz):%m-%d %H:%M}" if self.lang == "zh" else \
+            f"{cycle.deadline.astimezone(tz):%a %m-%d %H:%M}"
+        self.sections = {s.key: s for s in team.sections}
+        self.sep = "、" if self.lang == "zh" else ", "
+        self.last = last
+        self.plans: dict[str, list[str]] = {}
+        for goal in last.goals if last else ():
+            for key in dict.fromkeys(goal.sources):
+                self.plans.setdefault(key, []).append(goal.text)
+        self.plan_head = t(self.lang, "prompt_plan_1" if last is None or last.weeks == 1 else "prompt_plan_n")
+        self.period = period(self.lang, cycle.weeks)
+
+    def text(self, due: Due) -> str:
+        lang, team, cycle, sep = self.lang, self.team, self.cycle, self.sep
+        if due.kind == "escalation":
+            parts = []
+            for key in due.sections:
+                sec = self.sections.get(key)
+                owners = sep.join(self.members[o].name for o in (sec.owners if sec else ()) if o not in self.skipped)
+                parts.append(f"【{self.sections[key].title}】({owners})")
+            return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
+        if due.kind == "reminder":
+            return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=self.deadline,
+                     sections=sep.join(self.sections[k].title for k in due.sections))
+        lines = [t(lang, "prompt", name=self.members[due.member].name, team=team.title, cycle=cycle.label,
+                   section=sep.join(self.sections[k].title for k in due.sections), deadline=self.deadline,
+                   period=self.period)]
         for key in due.sections:
-            sec = team.section(key)
-            owners = sep.join(members[o].name for o in (sec.owners if sec else ()) if o not in skipped)
-            parts.append(f"【{titles[key]}】({owners})")
-        return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
-    if due.kind == "reminder":
-        return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=deadline,
-                 sections=sep.join(titles[k] for k in due.sections))
-    last = last or last_plan(service, team, cycle)
-    goals = last.goals
-    lines = [t(lang, "prompt", name=members[due.member].name, team=team.title, cycle=cycle.label,
-               section=sep.join(titles[k] for k in due.sections), deadline=deadline,
-               period=period(lang, cycle.weeks))]
-    plan_head = t(lang, "prompt_plan_1" if last.weeks == 1 else "prompt_plan_n")
-    for key in due.sections:
-        sec = team.section(key)
-        assert sec is not None
-        plan = [g.text for g in goals if key in g.sources]
-        if not (sec.hint or plan):
-            continue
-        lines.append(f"【{sec.title}】" if lang == "zh" else f"[{sec.title}]")
-        if sec.hint:
-            lines.append("  " + t(lang, "prompt_hint", hint=sec.hint))
-        if plan:
-            lines.append("  " + plan_head + "".join(f"\n    - {p}" for p in plan))
-    if len(due.sections) > 1:
-        lines.append(t(lang, "several_sections"))
-    return "\n".join(lines)
+            sec = self.sections[key]
+            plan = self.plans.get(key, [])
+            if not (sec.hint or plan):
+                continue
+            lines.append(f"【{sec.title}】" if lang == "zh" else f"[{sec.title}]")
+            if sec.hint:
+                lines.append("  " + t(lang, "prompt_hint", hint=sec.hint))
+            if plan:
+                lines.append("  " + self.plan_head + "".join(f"\n    - {p}" for p in plan))
+        if len(due.sections) > 1:
+            lines.append(t(lang, "several_sections"))
+        return "\n".join(lines)
 
 
 def _previous_weeks(service: WeeklyService, team: Team, cycle: Cycle) -> int:

@@ -68,7 +68,7 @@ def test_tick_without_a_platform_says_so(team_file: Path, prepared_db: str) -> N
 @pytest.mark.parametrize("when", ["after", "before"])
 def test_kill_9_of_tick_mid_fan_out_then_ticks_a_minute_apart_prompt_everyone_once(
         team_file: Path, prepared_db: str, when: str) -> None:
-    """A real `tick` process killed while Slack holds its third prompt — just after Slack took it, or
+    """A real `tick` process killed while Slack holds a prompt (the third it gets) — just after Slack took it, or
     just before — then ticks at +1 and +2 minutes: every owner is prompted exactly once, by 10:02."""
     with FakeSlackApi() as fake:
         fake.hold("chat.postMessage", 3, when)
@@ -82,7 +82,8 @@ def test_kill_9_of_tick_mid_fan_out_then_ticks_a_minute_apart_prompt_everyone_on
         proc.wait(timeout=10)
         fake.release()
         taken = {c.params["channel"] for c in fake.calls("chat.postMessage")}
-        assert len(taken) == (3 if when == "after" else 2)
+        # sends run in parallel: the others may have gone out before the kill; the held one did, or did not
+        assert (3 if when == "after" else 2) <= len(taken) <= (7 if when == "after" else 6)
 
         for at in ("2024-10-14T10:01+08:00", "2024-10-14T10:02+08:00"):
             [result] = ticks(team_file, prepared_db, fake, at, 1)

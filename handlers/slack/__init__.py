@@ -36,7 +36,7 @@ from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.i18n import t
-from bot.notify import SendError
+from bot.notify import RateLimited, SendError
 from bot.platform import Context, Form, Incoming
 from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, in_worker, load_json, read_body
 
@@ -318,6 +318,9 @@ class SlackSender:
         self.client = client
         self.directory = directory
         self._dm_channels: dict[str, str] = {}
+        # for the scheduler's fan-out: a 429 comes back at once (RateLimited) instead of being slept out here
+        self._once = WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                               retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
 
     @classmethod
     def from_app(cls, app: Context) -> SlackSender:
@@ -331,8 +334,25 @@ class SlackSender:
     def send(self, member: str, reply: Reply) -> None:
         """DM a member; any failure is a SendError (the caller retries later). A message with a key carries
         it as message metadata, so that `delivered` can find it after a crash."""
+        self._send(self.client, member, reply)
+
+    def try_send(self, member: str, reply: Reply) -> None:
+        """`send` in one attempt: a 429 raises RateLimited with Slack's Retry-After, for the caller to
+        schedule, while its other sends go on."""
         try:
-            self.post(self.dm_channel(self.directory.user_id(member)), reply, key=reply.key)
+            self._send(self._once, member, reply)
+        except SendError as e:
+            cause = e.__cause__
+            if isinstance(cause, SlackApiError) and cause.response.status_code == 429:
+                raise RateLimited(str(e), _retry_after(cause.response.headers)) from cause
+            raise
+
+    def _send(self, client: WebClient, member: str, reply: Reply) -> None:
+        try:
+            user_id = self.directory.user_id(member)
+            # chat.postMessage takes the user id as the channel (the bot's DM with them): no conversations.open;
+            # a file needs the DM's channel id
+            self.post(self.dm_channel(user_id) if reply.file else user_id, reply, key=reply.key, client=client)
         except SendError:
             raise
         except (SlackClientError, OSError) as e:
@@ -375,7 +395,7 @@ class SlackSender:
         return any(((m.get("metadata") or {}).get("event_payload") or {}).get("key") == key
                    for m in history.get("messages") or [])
 
-    def post(self, channel: str, reply: Reply, *, key: str | None = None) -> None:
+    def post(self, channel: str, reply: Reply, *, key: str | None = None, client: WebClient | None = None) -> None:
         """A reply in a channel: text and buttons as a message, a file uploaded (with the text when alone)."""
         if reply.file and not reply.buttons:
             self.upload(channel, reply.file, comment=reply.text)
@@ -384,7 +404,7 @@ class SlackSender:
             extra: dict[str, Any] = {"blocks": blocks_for(reply)} if reply.buttons else {}
             if key:
                 extra["metadata"] = {"event_type": "weekly_bot_message", "event_payload": {"key": key}}
-            self.client.chat_postMessage(channel=channel, text=fallback_text(reply.text), **extra)
+            (client or self.client).chat_postMessage(channel=channel, text=fallback_text(reply.text), **extra)
         if reply.file:
             self.upload(channel, reply.file)
 
@@ -392,6 +412,17 @@ class SlackSender:
         name, content = file
         extra: dict[str, Any] = {"initial_comment": fallback_text(comment)} if comment and comment.strip() else {}
         self.client.files_upload_v2(channel=channel, filename=name, title=name, content=content, **extra)
+
+
+def _retry_after(headers: Any) -> float:
+    """Slack's Retry-After (seconds), 1 when it gives none or none that reads."""
+    for k, v in dict(headers or {}).items():
+        if k.lower() == "retry-after":
+            try:
+                return max(0.0, float(v[0] if isinstance(v, list) else v))
+            except (TypeError, ValueError, IndexError):
+                break
+    return 1.0
 
 
 # -- the signature check ---------------------------------------------------------------------

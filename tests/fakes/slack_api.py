@@ -37,13 +37,22 @@ class _Failure:
     status: int
     headers: dict[str, str]
     times: int
+    every: int = 1
+    seen: int = 0
+
+
+def landed_in(channel: str) -> str:
+    """Where a message posted to `channel` lands: a user id (U…) means the bot's DM with that user (D…),
+    named as the fake's conversations.open names it."""
+    return "D" + channel[1:] if channel[:1] in ("U", "W") else channel
 
 
 class FakeSlackApi(RecordingServer[Call]):
     """The fake Web API; use as a context manager, point `slack_api_url` at `api_url`."""
 
-    def __init__(self, users: dict[str, str] | None = None) -> None:
+    def __init__(self, users: dict[str, str] | None = None, *, latency: float = 0.0) -> None:
         self.users = dict(users or {})  # email → user id, for users.lookupByEmail and users.info
+        self.latency = latency  # seconds every Web API call takes (a far-away Slack)
         self._failures: dict[str, _Failure] = {}
         self._hold: tuple[str, int, str] | None = None
         self._hold_seen = 0
@@ -59,14 +68,16 @@ class FakeSlackApi(RecordingServer[Call]):
         return f"{self.base}/respond/{name}"
 
     # -- control and inspection ----------------------------------------------------------------
-    def fail(self, method: str, *, status: int = 429, headers: dict[str, str] | None = None, times: int = 1) -> None:
-        """Answer the next `times` calls of `method` with `status` (and headers, e.g. Retry-After)."""
-        self._failures[method] = _Failure(status, dict(headers or {}), times)
+    def fail(self, method: str, *, status: int = 429, headers: dict[str, str] | None = None, times: int = 1,
+             every: int = 1) -> None:
+        """Answer `times` calls of `method` with `status` (and headers, e.g. Retry-After): the next ones, or
+        with `every`, every `every`-th call from now on until `times` have failed."""
+        self._failures[method] = _Failure(status, dict(headers or {}), times, every)
 
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
-        """The parameters of every successful chat.postMessage (to `channel`)."""
+        """The parameters of every successful chat.postMessage (that landed in `channel`)."""
         return [c.params for c in self.calls("chat.postMessage")
-                if c.status == 200 and (channel is None or c.params.get("channel") == channel)]
+                if c.status == 200 and (channel is None or landed_in(str(c.params.get("channel"))) == channel)]
 
     def uploads(self) -> list[Upload]:
         """Files completed through files upload v2, with their content."""
@@ -100,6 +111,16 @@ class FakeSlackApi(RecordingServer[Call]):
     def release(self) -> None:
         self._released.set()
 
+    def _due_to_fail(self, failure: _Failure) -> bool:
+        with self._changed:
+            if failure.times <= 0:
+                return False
+            failure.seen += 1
+            if failure.seen % failure.every:
+                return False
+            failure.times -= 1
+            return True
+
     # -- answering -----------------------------------------------------------------------------
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -107,11 +128,11 @@ class FakeSlackApi(RecordingServer[Call]):
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
         if method == "chat.postMessage":
             ts = f"{int(time.time())}.{self.next_id('')}"
-            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+            return {"ok": True, "channel": landed_in(str(params.get("channel"))), "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts, "bot_id": BOT_ID}}
         if method == "conversations.history":
             mine = [c.params for c in self.calls("chat.postMessage")
-                    if c.status == 200 and c.params.get("channel") == params.get("channel")]
+                    if c.status == 200 and landed_in(str(c.params.get("channel"))) == params.get("channel")]
             messages = [{"type": "message", "text": p.get("text"), "bot_id": BOT_ID,
                          **({"metadata": json.loads(p["metadata"]) if isinstance(p["metadata"], str) else p["metadata"]}
                             if p.get("metadata") and params.get("include_all_metadata") in (True, "true", "1") else {})}
@@ -168,9 +189,10 @@ class FakeSlackApi(RecordingServer[Call]):
                 params = self._params(url.query, body)
                 if method == "files.getUploadURLExternal":
                     params["_file_id"] = fake.next_id("F")
+                if fake.latency:
+                    time.sleep(fake.latency)
                 failure = fake._failures.get(method)
-                if failure and failure.times > 0:
-                    failure.times -= 1
+                if failure and fake._due_to_fail(failure):
                     self._record(Call(method, params, url.path, failure.status, body))
                     self._send(failure.status, b'{"ok": false, "error": "ratelimited"}', headers=failure.headers)
                     return
