@@ -23,7 +23,7 @@ from handlers import registry
 from handlers.webview import web_routes
 
 logger = logging.getLogger(__name__)
-HEALTH_TIMEOUT_S = 0.8  # /healthz answers within a second, whatever the database does
+HEALTH_TIMEOUT_S = 0.6  # /healthz answers within a second, whatever the database does (and however busy)
 
 
 def web_edges(app: Context) -> list[WebEdge]:

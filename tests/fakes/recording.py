@@ -31,6 +31,13 @@ class _Named(Protocol):
 C = TypeVar("C", bound=_Named)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up (a sender killed mid-call) is no error worth a traceback on the test's stderr."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
 class RecordingServer(Generic[C]):
     """Serves `handler` on a free loopback port while used as a context manager; `calls` holds what came."""
 
@@ -38,7 +45,7 @@ class RecordingServer(Generic[C]):
         self._calls: list[C] = []
         self._changed = threading.Condition()
         self._counter = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=name, daemon=True)
