@@ -48,7 +48,7 @@ def tick(service: WeeklyService, senders: Sequence[Sender], at: datetime | None 
     service.sync()
     service.forget_events(before=service.now() - EVENT_MEMORY)
     out: list[Sent] = []
-    beat = _Heartbeat(service)
+    beat = _Heartbeat(service, at)
     try:
         for team in service.team_file.teams:
             try:
