@@ -14,7 +14,7 @@ from bot.config import Team
 from bot.cycles import monday_of, parse_span
 from bot.errors import UserError
 from bot.model import Cycle, CycleState, SectionText, Summary
-from bot.records import StoredRevision, StoredSummary, StoredUpdate
+from bot.records import StoredRevision, StoredUpdate, SummaryRevision
 from bot.render import render_report
 from bot.service import IMPORT_MEMBER, WeeklyService
 
@@ -59,7 +59,7 @@ class CyclePage:
     cycle: Cycle
     state: CycleState
     markdown: str
-    summaries: tuple[StoredSummary, ...]  # oldest first
+    summaries: tuple[SummaryRevision, ...]  # oldest first
     sections: tuple[SectionHistory, ...]
     unassigned: tuple[AnswerHistory, ...]  # answers whose owner has not picked a section yet
 
@@ -160,11 +160,11 @@ class History:
         """The cycle's report as stored: owners' answers and its newest closing sections; nothing is drafted."""
         return self._report(team, self.cycle(team, label))[0]
 
-    def _report(self, team: Team, cycle: Cycle) -> tuple[str, tuple[SectionText, ...], list[StoredSummary]]:
+    def _report(self, team: Team, cycle: Cycle) -> tuple[str, tuple[SectionText, ...], list[SummaryRevision]]:
         svc = self.service
         stored = svc.store.find_cycle(team_key=team.key, label=cycle.label) if cycle.stored_id is not None else None
         sections = svc.section_texts(team, stored, cycle)
-        revisions = svc.store.closing_versions(cycle_id=stored.id) if stored else []
+        revisions = svc.store.summary_revisions(cycle_id=stored.id) if stored else []
         newest = _newest(revisions, imported_first=cycle.imported)
         summary = None if newest is None else Summary(list(newest.reflections), list(newest.next_week),
                                                       newest.source)  # type: ignore[arg-type]
@@ -242,14 +242,14 @@ class History:
                 for u in self.service.store.search_updates(team_key=team.key, text=words, limit=SEARCH_LIMIT)]
 
 
-def _newest(revisions: Sequence[StoredSummary], *, imported_first: bool) -> StoredSummary | None:
+def _newest(revisions: Sequence[SummaryRevision], *, imported_first: bool) -> SummaryRevision | None:
     """The closing sections a report shows: an imported cycle's own, else the newest draft."""
     if imported_first:
         imported = [r for r in revisions if r.source == "imported"]
         if imported:
             return imported[-1]
     # the current one: made, or drafted again, last (as `report` shows it)
-    return max(revisions, key=lambda r: r.current_at or r.created_at) if revisions else None
+    return max(revisions, key=lambda r: r.current_at) if revisions else None
 
 
 def _presence(cycle: Cycle, member: str, sections: Sequence[str], mine: dict[tuple[int, str], list[bool]],

@@ -17,7 +17,6 @@ from bot.records import (
     StoredCycle,
     StoredRevision,
     StoredSection,
-    StoredSummary,
     StoredUpdate,
     SummaryRevision,
 )
@@ -137,7 +136,6 @@ class HistoryStore(Protocol):
     def skips_by_cycle(self, *, team_key: str) -> dict[int, set[str]]: ...
     def update_history(self, *, cycle_id: int) -> list[tuple[StoredUpdate, list[StoredRevision]]]: ...
     def search_updates(self, *, team_key: str, text: str, limit: int) -> list[StoredUpdate]: ...
-    def closing_versions(self, *, cycle_id: int) -> list[StoredSummary]: ...
 
 
 class WebStore(Protocol):

@@ -65,7 +65,8 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class SummaryRevision:
-    """One revision of a cycle's closing sections: drafted (llm / offline), edited by a lead, or imported."""
+    """One revision of a cycle's closing sections: drafted (llm / offline), edited by a lead, or imported;
+    `published_at` when a snapshot showing it was last published (filled by `summary_revisions`)."""
 
     id: int
     key: str
@@ -73,25 +74,11 @@ class SummaryRevision:
     author: str | None
     created_at: datetime
     current_at: datetime  # when it became the current one (made, or drafted again)
-    reflections: tuple[tuple[str, tuple[str, ...]], ...]
-    next_week: tuple[tuple[str, tuple[str, ...]], ...]
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredSummary:
-    """One stored version of a cycle's closing sections, for the web view: drafted, edited, imported;
-    who edited it and when it was published (the last snapshot of it that was)."""
-
-    source: str
-    created_at: datetime
     reflections: tuple[SummaryItem, ...]
     next_week: tuple[SummaryItem, ...]
+    note: str | None = None
     model: str | None = None
     prompt_version: str | None = None
-    note: str | None = None
-    author: str | None = None
-    current_at: datetime | None = None
     published_at: datetime | None = None
 
 

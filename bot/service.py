@@ -32,7 +32,7 @@ from bot.model import (
 )
 from bot.parse import parse_report
 from bot.ports import Store
-from bot.records import Outgoing, Snapshot, StoredCycle, StoredSummary, StoredUpdate, SummaryRevision
+from bot.records import Outgoing, Snapshot, StoredCycle, StoredUpdate, SummaryRevision
 from bot.render import render_report
 from bot.titles import norm_title, sections_named
 
@@ -683,11 +683,6 @@ class WeeklyService:
         return (self.store.current_summary(cycle_id=cycle_id, sources=("imported",))
                 or self.store.current_summary(cycle_id=cycle_id, sources=("edited",)))
 
-    def summary_revisions(self, team: Team, cycle_label: str) -> list[StoredSummary]:
-        """The cycle's closing sections as stored, oldest first: each draft (llm, offline), edit and import."""
-        cycle = self.timeline(team).by_label(cycle_label)
-        return self.store.closing_versions(cycle_id=cycle.stored_id) if cycle.stored_id is not None else []
-
     def with_sources(self, team: Team, items: Sequence[SummaryItem]) -> tuple[SummaryItem, ...]:
         """Items as given; one without sources gets the sections its text names by title, if any."""
         sections = [(s.key, s.title) for s in team.sections]
@@ -843,8 +838,7 @@ class WeeklyService:
 
 def revision_summary(rev: SummaryRevision) -> Summary:
     """A stored revision as the closing sections a report shows."""
-    return Summary(reflections=[SummaryItem(t, src) for t, src in rev.reflections],
-                   next_week=[SummaryItem(t, src) for t, src in rev.next_week],
+    return Summary(reflections=list(rev.reflections), next_week=list(rev.next_week),
                    source=rev.source,  # type: ignore[arg-type]
                    note=rev.note, key=rev.key)
 

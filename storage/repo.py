@@ -44,23 +44,14 @@ from storage.models import (
     TeamRow,
     UpdateRow,
 )
+from storage.rows import stored_update, summary_items
 from storage.web import WebRepo
-
-
-def _update(row: UpdateRow) -> StoredUpdate:
-    return StoredUpdate(
-        id=row.id, cycle_id=row.cycle_id, section_key=row.section_key, member_key=row.member_key,
-        platform=row.platform, message_id=row.message_id, text=row.text, deleted=row.deleted,
-        late=row.late, created_at=row.created_at, updated_at=row.updated_at,
-    )
 
 
 def _items(items: Sequence[SummaryItem]) -> list[dict[str, Any]]:
     return [{"text": i.text, "sources": list(i.sources)} for i in items]
 
 
-def _unitems(data: list[dict[str, Any]] | None) -> list[SummaryItem]:
-    return [SummaryItem(text=str(d["text"]), sources=tuple(d.get("sources") or ())) for d in data or []]
 
 
 logger = logging.getLogger(__name__)
@@ -310,7 +301,7 @@ class Store(WebRepo):
                 known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
                                                          UpdateRow.message_id == message_id))
                 assert known is not None
-                return _update(known), False
+                return stored_update(known), False
             s.execute(insert(RevisionRow).values(update_id=new_id, number=1, action="create", text=text, at=at))
             if unskip:
                 s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
@@ -321,12 +312,12 @@ class Store(WebRepo):
     def update_by_message(self, *, platform: str, message_id: str) -> StoredUpdate | None:
         with self._read() as s:
             row = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform, UpdateRow.message_id == message_id))
-            return None if row is None else _update(row)
+            return None if row is None else stored_update(row)
 
     def get_update(self, *, update_id: int) -> StoredUpdate | None:
         with self._read() as s:
             row = s.get(UpdateRow, update_id)
-            return None if row is None else _update(row)
+            return None if row is None else stored_update(row)
 
     def _revise(self, s: Session, row: UpdateRow, action: str, text: str, at: datetime) -> None:
         number = max((r.number for r in row.revisions), default=0) + 1
@@ -350,7 +341,7 @@ class Store(WebRepo):
                 if changed_ts is None or row.changed_ts is None or changed_ts > row.changed_ts:
                     apply(s, row)
                     row.changed_ts = changed_ts if changed_ts is not None else row.changed_ts
-                return _update(row)
+                return stored_update(row)
         except _Unknown:
             return None
 
@@ -391,14 +382,14 @@ class Store(WebRepo):
                 row.section_key = section_key
                 row.cycle_id = cycle_id if cycle_id is not None else row.cycle_id
                 self._revise(s, row, "assign", row.text, at)
-            return _update(row)
+            return stored_update(row)
 
     def updates(self, *, cycle_id: int, include_deleted: bool = False) -> list[StoredUpdate]:
         with self._read() as s:
             q = select(UpdateRow).where(UpdateRow.cycle_id == cycle_id)
             if not include_deleted:
                 q = q.where(UpdateRow.deleted.is_(False))
-            return [_update(r) for r in s.scalars(q.order_by(UpdateRow.created_at, UpdateRow.id))]
+            return [stored_update(r) for r in s.scalars(q.order_by(UpdateRow.created_at, UpdateRow.id))]
 
     def revisions(self, *, update_id: int) -> list[StoredRevision]:
         with self._read() as s:
@@ -604,9 +595,15 @@ class Store(WebRepo):
             return None if row is None else self._revision(row)
 
     def summary_revisions(self, *, cycle_id: int) -> list[SummaryRevision]:
+        """Every revision of the cycle's closing sections, oldest first, each with when it was last published."""
         with self._read() as s:
             q = select(SummaryRow).where(SummaryRow.cycle_id == cycle_id).order_by(SummaryRow.created_at, SummaryRow.id)
-            return [self._revision(r) for r in s.scalars(q)]
+            rows = list(s.scalars(q))
+            published = dict(s.execute(
+                select(SnapshotRow.summary_id, func.max(SnapshotRow.published_at))
+                .where(SnapshotRow.cycle_id == cycle_id, SnapshotRow.published_at.is_not(None))
+                .group_by(SnapshotRow.summary_id)).all())
+            return [self._revision(r, published.get(r.id)) for r in rows]
 
     def summary_revision(self, *, summary_id: int) -> SummaryRevision | None:
         with self._read() as s:
@@ -629,13 +626,12 @@ class Store(WebRepo):
             s.execute(update(SummaryRow).where(SummaryRow.cache_key == cache_key).values(chosen_at=at))
 
     @staticmethod
-    def _revision(row: SummaryRow) -> SummaryRevision:
-        def items(data: list[dict[str, Any]] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
-            return tuple((i.text, i.sources) for i in _unitems(data))
-
+    def _revision(row: SummaryRow, published_at: datetime | None = None) -> SummaryRevision:
         return SummaryRevision(id=row.id, key=row.cache_key, source=row.source, author=row.author,
                                created_at=row.created_at, current_at=row.chosen_at or row.created_at,
-                               reflections=items(row.reflections), next_week=items(row.next_week), note=row.note)
+                               reflections=tuple(summary_items(row.reflections)),
+                               next_week=tuple(summary_items(row.next_week)), note=row.note, model=row.model,
+                               prompt_version=row.prompt_version, published_at=published_at)
 
     # -- snapshots and documents ---------------------------------------------------------------
     def save_snapshot(self, *, cycle_id: int, digest: str, markdown: str, summary_id: int | None, by: str | None,
@@ -702,7 +698,7 @@ class Store(WebRepo):
     @staticmethod
     def _summary(row: SummaryRow) -> Summary:
         return Summary(
-            reflections=_unitems(row.reflections), next_week=_unitems(row.next_week),
+            reflections=summary_items(row.reflections), next_week=summary_items(row.next_week),
             source=row.source,  # type: ignore[arg-type]
             note=row.note, dropped=list(row.dropped or []), prompt_version=row.prompt_version, model=row.model,
             tokens_in=row.tokens_in, tokens_out=row.tokens_out, latency_ms=row.latency_ms, calls=0,

@@ -14,33 +14,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.model import SummaryItem
-from bot.records import AnswerMark, StoredRevision, StoredSummary, StoredUpdate
+from bot.records import AnswerMark, StoredRevision, StoredUpdate
 from storage.db import READ
 from storage.models import (
     CycleRow,
     RevisionRow,
     SkipRow,
-    SnapshotRow,
-    SummaryRow,
     TeamRow,
     UpdateRow,
     WebLinkRow,
     WebSecretRow,
 )
-
-
-def _stored_update(row: UpdateRow) -> StoredUpdate:
-    return StoredUpdate(
-        id=row.id, cycle_id=row.cycle_id, section_key=row.section_key, member_key=row.member_key,
-        platform=row.platform, message_id=row.message_id, text=row.text, deleted=row.deleted,
-        late=row.late, created_at=row.created_at, updated_at=row.updated_at,
-    )
-
-
-def _items(data: list[dict[str, object]] | None) -> tuple[SummaryItem, ...]:
-    return tuple(SummaryItem(str(d["text"]), tuple(str(s) for s in d.get("sources") or ()))  # type: ignore[attr-defined]
-                 for d in data or [])
+from storage.rows import stored_update
 
 
 def _team_cycles(team_key: str):  # type: ignore[no-untyped-def]
@@ -86,7 +71,7 @@ class WebRepo:
                                .where(RevisionRow.update_id.in_(select(UpdateRow.id).where(UpdateRow.cycle_id == cycle_id)))
                                .order_by(RevisionRow.update_id, RevisionRow.number)):
                 revisions.setdefault(r.update_id, []).append(StoredRevision(r.number, r.action, r.text, r.at))
-            return [(_stored_update(u), revisions.get(u.id, [])) for u in updates]
+            return [(stored_update(u), revisions.get(u.id, [])) for u in updates]
 
     def search_updates(self, *, team_key: str, text: str, limit: int) -> list[StoredUpdate]:
         """The team's current answers containing `text` (any case; % and _ are plain characters), newest first."""
@@ -97,22 +82,7 @@ class WebRepo:
                        UpdateRow.text.icontains(text, autoescape=True))
                 .order_by(UpdateRow.created_at.desc(), UpdateRow.id.desc()).limit(limit)
             )
-            return [_stored_update(r) for r in rows]
-
-    def closing_versions(self, *, cycle_id: int) -> list[StoredSummary]:
-        """Every stored version of the cycle's closing sections, oldest first."""
-        with self._web_read() as s:
-            rows = s.scalars(select(SummaryRow).where(SummaryRow.cycle_id == cycle_id)
-                             .order_by(SummaryRow.created_at, SummaryRow.id))
-            published: dict[int, datetime] = {}
-            for summary_id, at in s.execute(select(SnapshotRow.summary_id, SnapshotRow.published_at).where(
-                    SnapshotRow.cycle_id == cycle_id, SnapshotRow.published_at.is_not(None))):
-                if summary_id is not None and at is not None and (summary_id not in published
-                                                                  or at > published[summary_id]):
-                    published[summary_id] = at
-            return [StoredSummary(r.source, r.created_at, _items(r.reflections), _items(r.next_week), r.model,
-                                  r.prompt_version, r.note, author=r.author, current_at=r.chosen_at or r.created_at,
-                                  published_at=published.get(r.id)) for r in rows]
+            return [stored_update(r) for r in rows]
 
     # -- sign-in links -----------------------------------------------------------------------
     def put_web_link(self, *, token_hash: str, member_key: str, at: datetime, expires_at: datetime) -> None:
