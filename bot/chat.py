@@ -12,10 +12,12 @@ from datetime import date, datetime
 from bot.config import Team
 from bot.errors import AlreadyHandled, UserError, report_error
 from bot.i18n import Lang, t
-from bot.model import SectionText, SummaryItem
-from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply
+from bot.model import SummaryItem
+from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply, chunks
 from bot.records import Snapshot
+from bot.render import WORDS, sources_suffix
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
+from bot.summarize import untraceable
 from bot.weblinks import WebSignIn
 
 logger = logging.getLogger(__name__)
@@ -314,7 +316,7 @@ class ChatBot:
         value = f"{report.team.key}:{report.cycle}"
         buttons = (Button(t(lang, "btn_edit"), "edit", value), Button(t(lang, "btn_regenerate"), "regenerate", value),
                    Button(t(lang, "btn_publish"), "publish", f"snap:{snap.id}"))
-        parts = _split("\n".join(lines), CHAT_PREVIEW_CHARS)
+        parts = chunks("\n".join(lines), CHAT_PREVIEW_CHARS)
         out = [Reply(p) for p in parts[:-1]]
         out.append(Reply(parts[-1], buttons=buttons, file=(f"{report.team.key}-{report.cycle}.md", report.markdown)))
         return out
@@ -332,11 +334,9 @@ class ChatBot:
         return text + (t(lang, "state_published") if report.published else "")
 
     def _closing_lines(self, report: Report, lang: Lang) -> list[str]:
-        from bot.render import WORDS
-        from bot.summarize import untraceable
-
         words = WORDS[lang]
         sections = {s.key: s for s in report.sections}
+        titles = {s.key: s.title for s in report.sections}
         out: list[str] = []
         for head, items in ((f"## {words['reflections']}", report.summary.reflections if report.summary else []),
                             (f"# {words['next_week']}", report.summary.next_week if report.summary else [])):
@@ -344,19 +344,13 @@ class ChatBot:
             if not items:
                 out.append(words["none"])
             for n, item in enumerate(items, 1):
-                out.append(f"{n}. {item.text}{self._sources(item.sources, sections, lang)}")
+                out.append(f"{n}. {item.text}{sources_suffix(item.sources, titles, lang)}")
                 why = untraceable(item.text, item.sources, sections) if item.sources else None
                 if why and why.startswith("number "):
                     numbers = why.removeprefix("number ").removesuffix(" not in its sources")
                     out.append("    " + t(lang, "preview_flag", numbers=numbers))
         return out
 
-    @staticmethod
-    def _sources(keys: Sequence[str], sections: dict[str, SectionText], lang: Lang) -> str:
-        names = [sections[k].title if k in sections else k for k in keys]
-        if not names:
-            return ""
-        return f"（来源：{'、'.join(names)}）" if lang == "zh" else f" (sources: {', '.join(names)})"
 
     def _name(self, member: str | None) -> str:
         m = self.service.team_file.members.get(member or "")
@@ -369,12 +363,10 @@ class ChatBot:
     def edit_form(self, team: Team, label: str | None, lang: Lang) -> Form:
         """The closing sections as a form, prefilled one item per line ending in its sources."""
         report = self.service.report(team, label)
-        sections = {s.key: s for s in report.sections}
+        titles = {s.key: s.title for s in report.sections}
 
         def text(items: Sequence[SummaryItem]) -> str:
-            return "\n".join(f"{i.text}{self._sources(i.sources, sections, lang)}" for i in items)
-
-        from bot.render import WORDS
+            return "\n".join(f"{i.text}{sources_suffix(i.sources, titles, lang)}" for i in items)
 
         words = WORDS[lang]
         summary = report.summary
@@ -411,10 +403,17 @@ class ChatBot:
 
     def _save_edit(self, member: str, team: Team, label: str | None, reflections: str, next_week: str,
                    lang: Lang) -> list[Reply]:
+        saved: list[Report] = []
+        replies = self._store_edit(member, team, label, reflections, next_week, lang, saved)
+        return [*replies, *self.report_replies(saved[0], member)]
+
+    def _store_edit(self, member: str, team: Team, label: str | None, reflections: str, next_week: str,
+                    lang: Lang, saved: list[Report]) -> list[Reply]:
+        """Store the lead's closing sections as a revision; the compiled report goes into `saved`."""
         if not (reflections.strip() or next_week.strip()):
             raise UserError("form_empty")
-        report = self.service.edit_summary(team, label, member, reflections, next_week)
-        return [Reply(t(lang, "edit_saved")), *self.report_replies(report, member)]
+        saved.append(self.service.edit_summary(team, label, member, reflections, next_week))
+        return [Reply(t(lang, "edit_saved"))]
 
     def _remind(self, team: Team, lang: Lang) -> list[Reply]:
         status = self.service.status(team)
@@ -514,10 +513,13 @@ class ChatBot:
             if action == "edit":
                 return Outcome(self._guard(member, lambda: [Reply(t(lang, "form_title"),
                                                                   form=self.edit_form(team, label or None, lang))]))
-            if action == "edit_summary":
+            if action == "edit_summary":  # stored before the answer; the new preview comes after it
                 got = fields or {}
-                return Outcome(self._guard(member, lambda: self._save_edit(
-                    member, team, label or None, got.get("reflections", ""), got.get("next_week", ""), lang)))
+                saved: list[Report] = []
+                replies = self._guard(member, lambda: self._store_edit(
+                    member, team, label or None, got.get("reflections", ""), got.get("next_week", ""), lang, saved))
+                return Outcome(replies, later=(lambda: self._guard(member, lambda: self.report_replies(
+                    saved[0], member))) if saved else None)
             fresh = action == "regenerate"
             return Outcome([Reply(t(lang, "summary_wait", cycle=label))],
                            later=lambda: self._guard(member, lambda: self._summary(team, label or None, member,
@@ -528,13 +530,10 @@ class ChatBot:
         """Publish the snapshot the lead's button was made for: exactly what they saw, once."""
         kind, _, ref = value.partition(":")
         snap = self.service.get_snapshot(int(ref)) if kind == "snap" and ref.isdigit() else None
-        if snap is None:
+        home = self.service.snapshot_cycle(snap) if snap is not None else None
+        if snap is None or home is None:
             return [Reply(t(lang, "publish_stale_button"))]
-        team = next((x for x in self.service.team_file.teams
-                     if any(c.id == snap.cycle_id for c in self.service.store.cycles(team_key=x.key))), None)
-        if team is None:
-            return [Reply(t(lang, "publish_stale_button"))]
-        return self._publish_snapshot(member, team, snap, lang)
+        return self._publish_snapshot(member, home[0], snap, lang)
 
     def _publish_latest(self, member: str, team: Team, label: str | None, lang: Lang) -> list[Reply]:
         snap = self.service.latest_snapshot(team, label)
@@ -551,9 +550,6 @@ class ChatBot:
             return [Reply(t(lang, "no_publish"))]
         result = publish(self.service, team, snap, member, self.platforms())
         out: list[Reply] = []
-        def names(xs: Sequence[str]) -> str:
-            return "、".join("#" + x.split(":", 1)[1] if ":" in x else x for x in xs)
-
         if result.done:
             out.append(Reply(t(lang, "published", targets=names(result.done + result.links))))
         if result.already and not result.done:
@@ -563,29 +559,14 @@ class ChatBot:
         if result.unreachable:
             out.append(Reply(t(lang, "publish_unreachable", targets=names(result.unreachable))))
         if result.changed and result.done:
-            label = next(c.label for c in self.service.store.cycles(team_key=team.key) if c.id == snap.cycle_id)
             out.append(Reply(t(lang, "publish_changed"),
-                             buttons=(Button(t(lang, "btn_preview_again"), "summary", f"{team.key}:{label}"),)))
+                             buttons=(Button(t(lang, "btn_preview_again"), "summary", f"{team.key}:{result.cycle}"),)))
         return out
 
 
-def _split(text: str, size: int) -> list[str]:
-    """Text in pieces of at most `size` characters, cut at line ends (never inside an item when it fits)."""
-    out: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > size:
-            if current:
-                out.append(current)
-                current = ""
-            out.append(line[:size])
-            line = line[size:]
-        if current and len(current) + 1 + len(line) > size:
-            out.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    return out + [current] if current or not out else out
+def names(targets: Sequence[str]) -> str:
+    """Publish targets for people: `slack:C…` as `#C…`, documents by name or URL."""
+    return "、".join("#" + x.split(":", 1)[1] if ":" in x else x for x in targets)
 
 
 _HEADS = re.compile(r"^\s*#{1,3}\s*(收获与反思|lessons and reflections|下周工作及目标|next week's work and goals)\s*$",

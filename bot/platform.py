@@ -88,6 +88,17 @@ class Incoming:
     ts: float | None = None  # the platform's time of the change (Slack's ts), to apply changes in their order
 
 
+def chunks(text: str, size: int) -> list[str]:
+    """Cut text into pieces of at most `size` characters (a platform's message limit), at line ends where possible."""
+    out: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", 0, size)
+        cut = cut if cut > 0 else size
+        out.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return out + [text.rstrip("\n")] if text.strip() else out
+
+
 class Context(Protocol):
     """What the composition root hands a platform: the settings, the team file and the use-cases."""
 

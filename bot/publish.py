@@ -50,13 +50,17 @@ class Published:
     unreachable: list[str] = field(default_factory=list)  # no configured platform for the target
     links: list[str] = field(default_factory=list)  # documents' URLs
     changed: bool = False  # the owners' text changed since the lead's preview
+    cycle: str = ""  # the snapshot's cycle
 
 
 def publish(service: WeeklyService, team: Team, snapshot: Snapshot, member: str | None,
             platforms: Sequence[Platform]) -> Published:
     """Post `snapshot` to every target once; a target that failed is tried again on the next press."""
-    result = Published()
-    report = service.report(team, _label(service, team, snapshot))
+    home = service.snapshot_cycle(snapshot)
+    if home is None:
+        raise LookupError(f"snapshot {snapshot.id} of an unknown cycle")
+    result = Published(cycle=home[1])
+    report = service.report(team, home[1])
     result.changed = report.digest != snapshot.digest
     by_name = {p.platform: p for p in platforms}
     title = f"{team.title} {report.cycle}"
@@ -91,9 +95,3 @@ def publish(service: WeeklyService, team: Team, snapshot: Snapshot, member: str 
         service.store.mark_published(snapshot_id=snapshot.id, at=service.now())
     return result
 
-
-def _label(service: WeeklyService, team: Team, snapshot: Snapshot) -> str:
-    for rec in service.store.cycles(team_key=team.key):
-        if rec.id == snapshot.cycle_id:
-            return rec.label
-    raise LookupError(f"snapshot {snapshot.id} of an unknown cycle")

@@ -77,7 +77,7 @@ def _heading_block(section: SectionText, language: Language) -> list[str]:
     return [f"## 【{section.title}】", "", *_body(section, language)]
 
 
-def _sources_suffix(sources: Sequence[str], titles: dict[str, str], language: Language) -> str:
+def sources_suffix(sources: Sequence[str], titles: dict[str, str], language: Language) -> str:
     """`（来源：结算通道、生产事件）` / ` (sources: Settlement, Incidents)`, or nothing."""
     names = [titles.get(key, key) for key in sources]
     if not names:
@@ -95,7 +95,7 @@ def _numbered(items: Sequence[SummaryItem], titles: dict[str, str], language: La
     for number, item in enumerate(items, start=1):
         marker = f"{number}. "
         lines = [line.strip() for line in split_lines(item.text) if line.strip()] or [""]
-        lines[-1] += _sources_suffix(item.sources, titles, language)
+        lines[-1] += sources_suffix(item.sources, titles, language)
         out.append(marker + lines[0])
         out.extend(" " * len(marker) + line for line in lines[1:])
     return out

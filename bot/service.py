@@ -291,12 +291,6 @@ class WeeklyService:
         """Forget deliveries older than any platform's redelivery."""
         return self.store.prune_events(before=before)
 
-    def claim_once(self, platform: str, key: str, *, window: timedelta) -> bool:
-        """True for the first `key` (a publish, say), and again once `window` has passed since it was claimed."""
-        now = self.now()
-        return self.store.claim_event(platform=platform, event_id=key, at=now) or self.store.renew_event(
-            platform=platform, event_id=key, before=now - window, at=now)
-
     # -- outgoing messages, exactly once -------------------------------------------------------
     def answers(self, stored: StoredCycle) -> tuple[list[StoredUpdate], set[str]]:
         """The cycle's answers and who skipped it."""
@@ -767,6 +761,14 @@ class WeeklyService:
 
     def get_snapshot(self, snapshot_id: int) -> Snapshot | None:
         return self.store.get_snapshot(snapshot_id=snapshot_id)
+
+    def snapshot_cycle(self, snapshot: Snapshot) -> tuple[Team, str] | None:
+        """The team and cycle label a snapshot was taken of (None: a team no longer in the team file)."""
+        for team in self.team_file.teams:
+            for _span, rec in self.timeline(team).stored():
+                if rec.id == snapshot.cycle_id:
+                    return team, rec.label
+        return None
 
     def latest_snapshot(self, team: Team, label: str | None) -> Snapshot | None:
         stored = self.stored_cycle(team, self.resolve_cycle(team, label))

@@ -39,15 +39,6 @@ async def in_worker(fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
 
-def chunks(text: str, size: int) -> list[str]:
-    """Cut text into pieces of at most `size` characters (a platform's message limit), at line ends where possible."""
-    out: list[str] = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > 0 else size
-        out.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return out + [text.rstrip("\n")] if text.strip() else out
 
 
 class RetryLater(Exception):

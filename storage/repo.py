@@ -468,16 +468,6 @@ class Store(WebRepo):
             return s.scalar(select(ProcessedEventRow.id).where(
                 ProcessedEventRow.platform == platform, ProcessedEventRow.event_id == event_id)) is not None
 
-    def renew_event(self, *, platform: str, event_id: str, before: datetime, at: datetime) -> bool:
-        """Claim again an event claimed before `before`; of two at once, one wins."""
-        with self._tx() as s:
-            result = s.execute(
-                update(ProcessedEventRow).where(ProcessedEventRow.platform == platform,
-                                                ProcessedEventRow.event_id == event_id, ProcessedEventRow.at < before)
-                .values(at=at)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
     def prune_events(self, *, before: datetime) -> int:
         """Forget events older than any platform's redelivery (Slack and Feishu retry for minutes, not days)."""
         with self._tx() as s:

@@ -58,7 +58,7 @@ from bot.chat import ChatBot, Outcome, Reply, command_text
 from bot.config import Settings
 from bot.errors import ConfigError, UserError, report_error
 from bot.notify import SendError
-from bot.platform import Context, Incoming
+from bot.platform import Context, Incoming, chunks
 from handlers.edge import (
     ChatEdge,
     Directory,
@@ -66,7 +66,6 @@ from handlers.edge import (
     QuietRetries,
     RetryLater,
     TooLarge,
-    chunks,
     in_worker,
     load_json,
     read_body,

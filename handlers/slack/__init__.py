@@ -37,8 +37,8 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.i18n import t
 from bot.notify import RateLimited, SendError
-from bot.platform import Context, Form, Incoming
-from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, chunks, in_worker, load_json, read_body
+from bot.platform import Context, Form, Incoming, chunks
+from handlers.edge import ChatEdge, Directory, QuietRetries, TooLarge, in_worker, load_json, read_body
 
 logger = logging.getLogger(__name__)
 
