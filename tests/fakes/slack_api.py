@@ -174,7 +174,10 @@ class FakeSlackApi(RecordingServer[Call]):
 
             def _handle(self) -> None:
                 url = urlsplit(self.path)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client died mid-request: Slack never takes half a request
+                    return
                 parts = url.path.strip("/").split("/")
                 if parts[0] == "upload":
                     self._record(Call("upload", {"file_id": parts[1]}, url.path, 200, body))
