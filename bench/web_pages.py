@@ -12,11 +12,9 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -27,7 +25,6 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import uvicorn  # noqa: E402
 import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
@@ -39,6 +36,7 @@ from bot.weblinks import WebSignIn  # noqa: E402
 from bot.wiring import build_app  # noqa: E402
 from handlers.web import create_web_app  # noqa: E402
 from storage.db import make_engine, normalize_url, upgrade  # noqa: E402
+from tests.serving import running  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 CYCLES, SECTIONS, N = 52, 40, 20
@@ -121,54 +119,46 @@ def main() -> None:
         filled = time.perf_counter() - started
         web = create_web_app(app)
         web.router.routes.append(Route("/floor", lambda request: PlainTextResponse("ok")))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        host = f"127.0.0.1:{sock.getsockname()[1]}"
-        link = urlsplit(WebSignIn(app.service).issue("lead"))
-        conn = http.client.HTTPConnection(host)
-        conn.request("GET", f"{link.path}?{link.query}")
-        resp = conn.getresponse()
-        resp.read()
-        cookie = resp.getheader("set-cookie", "").split(";")[0]
-        assert resp.status == 303 and cookie, "sign-in failed"
-        labels = [c.label for c in app.service.timeline(app.service.team("big")).between(first.date(), now.date())]
-        pages = [
-            ("floor: a trivial route", "/floor"),
-            ("home: 52 cycles", "/web/"),
-            ("a closed cycle: report + 40 sections' history", f"/web/cycle/{quote(labels[25], safe='')}"),
-            ("the open cycle", f"/web/cycle/{quote(labels[-1], safe='')}"),
-            ("participation: 40 × 52 + chart", "/web/participation"),
-            ("participation CSV", "/web/participation.csv"),
-            ("search '联调' (200 newest of 2080)", "/web/search?q=%E8%81%94%E8%B0%83"),
-            ("a cycle's Markdown", f"/web/cycle/{quote(labels[25], safe='')}/report.md"),
-        ]
-        db = "postgresql" if pg else "sqlite"
-        print(f"weekly-bot web view — {CYCLES} cycles × {SECTIONS} sections ({CYCLES * SECTIONS} answers, "
-              f"{CYCLES * len(range(0, SECTIONS, 3)) * 2} edits) on {db}, filled in {filled:.1f} s; Python "
-              f"{sys.version.split()[0]}, {os.cpu_count()} cores; n={N} each, after 2 warm-ups")
-        worst = 0.0
-        for name, path in pages:
-            for _ in range(2):
-                get(host, path, cookie)
-            samples = []
-            for _ in range(N):
-                took, status, size = get(host, path, cookie)
-                assert status == 200, (path, status)
-                samples.append(took)
-            samples.sort()
-            p95 = samples[int(len(samples) * 0.95) - 1]
-            if path != "/floor":
-                worst = max(worst, p95)
-            print(f"[{db}] {name:<48} median {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
-                  f"max {samples[-1]:7.2f} ms   {size // 1024:5d} KiB")
-        print(f"slowest page p95 {worst:.1f} ms: {'under' if worst < LIMIT_MS else 'OVER'} the {LIMIT_MS:.0f} ms bar")
-        server.should_exit = True
-        thread.join(10)
+        with running(web) as base:  # the same uvicorn-on-port-0 the tests serve through
+            host = base.removeprefix("http://")
+            link = urlsplit(WebSignIn(app.service).issue("lead"))
+            conn = http.client.HTTPConnection(host)
+            conn.request("GET", f"{link.path}?{link.query}")
+            resp = conn.getresponse()
+            resp.read()
+            cookie = resp.getheader("set-cookie", "").split(";")[0]
+            assert resp.status == 303 and cookie, "sign-in failed"
+            labels = [c.label for c in app.service.timeline(app.service.team("big")).between(first.date(), now.date())]
+            pages = [
+                ("floor: a trivial route", "/floor"),
+                ("home: 52 cycles", "/web/"),
+                ("a closed cycle: report + 40 sections' history", f"/web/cycle/{quote(labels[25], safe='')}"),
+                ("the open cycle", f"/web/cycle/{quote(labels[-1], safe='')}"),
+                ("participation: 40 × 52 + chart", "/web/participation"),
+                ("participation CSV", "/web/participation.csv"),
+                ("search '联调' (200 newest of 2080)", "/web/search?q=%E8%81%94%E8%B0%83"),
+                ("a cycle's Markdown", f"/web/cycle/{quote(labels[25], safe='')}/report.md"),
+            ]
+            db = "postgresql" if pg else "sqlite"
+            print(f"weekly-bot web view — {CYCLES} cycles × {SECTIONS} sections ({CYCLES * SECTIONS} answers, "
+                  f"{CYCLES * len(range(0, SECTIONS, 3)) * 2} edits) on {db}, filled in {filled:.1f} s; Python "
+                  f"{sys.version.split()[0]}, {os.cpu_count()} cores; n={N} each, after 2 warm-ups")
+            worst = 0.0
+            for name, path in pages:
+                for _ in range(2):
+                    get(host, path, cookie)
+                samples = []
+                for _ in range(N):
+                    took, status, size = get(host, path, cookie)
+                    assert status == 200, (path, status)
+                    samples.append(took)
+                samples.sort()
+                p95 = samples[int(len(samples) * 0.95) - 1]
+                if path != "/floor":
+                    worst = max(worst, p95)
+                print(f"[{db}] {name:<48} median {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
+                      f"max {samples[-1]:7.2f} ms   {size // 1024:5d} KiB")
+            print(f"slowest page p95 {worst:.1f} ms: {'under' if worst < LIMIT_MS else 'OVER'} the {LIMIT_MS:.0f} ms bar")
         app.store.engine.dispose()
     finally:
         if admin is not None:
