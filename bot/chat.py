@@ -396,7 +396,8 @@ class ChatBot:
                 shown = "\n".join(f"{x.label}:\n{x.initial or '-'}" for x in f.fields)
                 return [Reply(t(lang, "edit_console") + "\n" + shown, form=f)]
 
-            return Outcome(self._guard(member, form))
+            # compiling may draft the closing sections (an LLM call): never before the platform's answer
+            return Outcome(later=lambda: self._guard(member, form))
         reflections, next_week = _two_parts(body)
         return Outcome(later=lambda: self._guard(member, lambda: self._save_edit(member, team, label, reflections,
                                                                                    next_week, lang)))
