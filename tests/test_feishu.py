@@ -28,7 +28,7 @@ from bot.notify import SendError
 from bot.service import preview
 from bot.tick import tick
 from bot.wiring import App, build_senders
-from handlers.feishu import (
+from handlers.feishu.app import (
     FeishuEdge,
     Refused,
     RequestGate,
@@ -556,8 +556,8 @@ def test_socket_runs_the_feishu_long_connection_and_slack_socket_mode_together(
     team_file: Path, prepared_db: str, fake: FakeFeishuApi, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import handlers.clock
-    import handlers.feishu
-    import handlers.slack
+    import handlers.feishu.app
+    import handlers.slack.app
 
     _feishu_env(monkeypatch, fake)
     with FakeSlackApi() as slack:
@@ -577,8 +577,8 @@ def test_socket_runs_the_feishu_long_connection_and_slack_socket_mode_together(
             ran["feishu"] = threading.current_thread().name
 
         monkeypatch.setattr(handlers.clock, "start_background_clock", _recording_clock(clocks))
-        monkeypatch.setattr(handlers.slack, "run_socket_mode", slack_socket_mode)
-        monkeypatch.setattr(handlers.feishu, "run_long_connection", feishu_long_connection)
+        monkeypatch.setattr(handlers.slack.app, "run_socket_mode", slack_socket_mode)
+        monkeypatch.setattr(handlers.feishu.app, "run_long_connection", feishu_long_connection)
         assert main(["socket", "--config", str(team_file), "--db", prepared_db]) == 0
     assert ran == {"slack": "slack-connection", "feishu": "MainThread"}
     assert clocks == [["slack", "feishu"]]

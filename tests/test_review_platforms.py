@@ -14,8 +14,8 @@ import yaml
 
 from bot.chat import ChatBot
 from bot.wiring import App
-from handlers.feishu import build_feishu
-from handlers.slack import build_slack
+from handlers.feishu.app import build_feishu
+from handlers.slack.app import build_slack
 from handlers.web import create_web_app
 from tests.conftest import CYCLE, EXAMPLES, OPEN_CYCLE, FixedClock, sqlite_only
 from tests.fakes.feishu_api import FakeFeishuApi

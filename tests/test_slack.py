@@ -28,7 +28,7 @@ from bot.i18n import t
 from bot.notify import SendError
 from bot.service import WeeklyService, preview
 from bot.wiring import App
-from handlers.slack import (
+from handlers.slack.app import (
     SlackEdge,
     action_of,
     blocks_for,

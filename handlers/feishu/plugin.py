@@ -17,21 +17,21 @@ class FeishuPlugin:
     def sender(self, ctx: Context) -> Platform | None:
         if not (ctx.settings.feishu_app_id and ctx.settings.feishu_app_secret):
             return None
-        from handlers.feishu import FeishuSender
+        from handlers.feishu.app import FeishuSender
 
         return FeishuSender.from_app(ctx)
 
     def web_edge(self, ctx: Context) -> WebEdge | None:
         if not self.configured(ctx.settings):
             return None
-        from handlers.feishu import build_feishu
+        from handlers.feishu.app import build_feishu
 
         return build_feishu(ctx)
 
     def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
         if not self.configured(ctx.settings):
             return None
-        from handlers.feishu import build_feishu, run_long_connection
+        from handlers.feishu.app import build_feishu, run_long_connection
 
         edge = build_feishu(ctx, long_connection=True)
         return edge.sender, lambda: run_long_connection(edge)
@@ -42,7 +42,7 @@ class FeishuPlugin:
         if not (settings.feishu_app_id and settings.feishu_app_secret):
             missing = "FEISHU_APP_SECRET" if settings.feishu_app_id else "FEISHU_APP_ID"
             return [(False, f"Feishu: {missing} is not set")]
-        from handlers.feishu import check_credentials
+        from handlers.feishu.app import check_credentials
 
         return [check_credentials(settings)]
 

@@ -17,7 +17,7 @@ class SlackPlugin:
     def sender(self, ctx: Context) -> Platform | None:
         if not ctx.settings.slack_bot_token:
             return None
-        from handlers.slack import SlackSender
+        from handlers.slack.app import SlackSender
 
         return SlackSender.from_app(ctx)
 
@@ -25,7 +25,7 @@ class SlackPlugin:
         s = ctx.settings
         if not (s.slack_bot_token or s.slack_signing_secret):
             return None
-        from handlers.slack import build_slack
+        from handlers.slack.app import build_slack
 
         return build_slack(ctx)
 
@@ -33,7 +33,7 @@ class SlackPlugin:
         s = ctx.settings
         if not s.slack_app_token:
             return None
-        from handlers.slack import build_slack, run_socket_mode
+        from handlers.slack.app import build_slack, run_socket_mode
 
         edge = build_slack(ctx, socket_mode=True)
         return edge.sender, lambda: run_socket_mode(edge, s.slack_app_token or "")
@@ -49,7 +49,7 @@ class SlackPlugin:
             return [(False, "Slack: set SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)")]
         if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
             return [(False, "Slack: SLACK_APP_TOKEN should start with xapp-")]
-        from handlers.slack import check_credentials
+        from handlers.slack.app import check_credentials
 
         return [check_credentials(settings)]
 
