@@ -401,15 +401,18 @@ def _start_clock(app: App, senders: Sequence[Sender], *, enabled: bool) -> Calla
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from handlers.web import create_web_app, run_server, web_edges
+    from handlers.web import create_web_app, no_platform_note, run_server, web_edges
 
     _log_info()
     app = _app(args)
     edges = web_edges(app)
+    if not edges:  # a lead trying the web view on a laptop (`weekly-bot chat`, then /weekly web)
+        logger.warning("%s", no_platform_note(app.settings))
     if args.port is not None and not app.settings.weekly_public_url:  # sign-in links name the port served
         app.service.public_url = f"http://localhost:{args.port}"
     web = create_web_app(app, edges)
-    stop = _start_clock(app, [e.sender for e in edges], enabled=not args.no_scheduler)
+    stop = (_start_clock(app, [e.sender for e in edges], enabled=not args.no_scheduler) if edges
+            else (lambda: None))  # nothing could be sent
     try:
         run_server(web, port=args.port if args.port is not None else app.settings.port)
     finally:

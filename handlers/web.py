@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.errors import ConfigError
+from bot.config import Settings
 from bot.platform import Context, WebEdge
 from handlers import registry
 from handlers.webview import web_routes
@@ -27,14 +28,16 @@ HEALTH_TIMEOUT_S = 0.6  # /healthz answers within a second, whatever the databas
 
 
 def web_edges(app: Context) -> list[WebEdge]:
-    """The platforms whose HTTP credentials are set; a UserError when there is none."""
-    edges = [edge for plugin in registry.configured(app.settings) if (edge := plugin.web_edge(app)) is not None]
-    if not edges:
-        s = app.settings
-        hint = " (SLACK_APP_TOKEN is set: for Socket Mode run `weekly-bot socket`)" if s.slack_app_token else ""
-        raise ConfigError(f"serve: no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}, "
-                        "or FEISHU_APP_ID, FEISHU_APP_SECRET, FEISHU_VERIFICATION_TOKEN and FEISHU_ENCRYPT_KEY")
-    return edges
+    """The platforms whose HTTP credentials are set (none is allowed: `serve` then serves the web view alone)."""
+    return [edge for plugin in registry.configured(app.settings) if (edge := plugin.web_edge(app)) is not None]
+
+
+def no_platform_note(settings: Settings) -> str:
+    """What `serve` says when no chat platform is configured: which variables would turn one on."""
+    hint = " (SLACK_APP_TOKEN is set: for Socket Mode run `weekly-bot socket`)" if settings.slack_app_token else ""
+    return (f"serve: no chat platform is configured, so only /healthz and the web view are served, and nothing "
+            f"is sent: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET{hint}, or FEISHU_APP_ID, FEISHU_APP_SECRET, "
+            "FEISHU_VERIFICATION_TOKEN and FEISHU_ENCRYPT_KEY")
 
 
 def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
@@ -55,9 +58,22 @@ def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
     for edge in edges:
         routes.extend(r for r in edge.routes() if isinstance(r, BaseRoute))
     return Starlette(routes=routes)
+class _NoTokens(logging.Filter):
+    """The access log keeps the path, never a sign-in link's token (`?token=…` becomes `?token=…`)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._TOKEN.sub(r"\1…", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 def run_server(web_app: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
     """Serve until interrupted (uvicorn; several processes may run behind a load balancer)."""
     import uvicorn
 
     logger.info("serving HTTP on %s:%d", host, port)
-    uvicorn.run(web_app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(web_app, host=host, port=port, log_level="info")  # configures uvicorn's loggers
+    logging.getLogger("uvicorn.access").addFilter(_NoTokens())
+    uvicorn.Server(config).run()

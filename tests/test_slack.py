@@ -618,12 +618,36 @@ def test_serve_wires_slack_from_the_environment_and_no_scheduler_starts_none(
 
 
 @sqlite_only
-def test_serve_and_socket_say_which_credentials_are_missing(
-    team_file: Path, prepared_db: str, capsys: pytest.CaptureFixture[str],
+def test_serve_without_a_platform_serves_the_web_view_alone_and_socket_says_what_is_missing(
+    team_file: Path, prepared_db: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import handlers.clock
+    import handlers.web
+
+    for name in ("weekly-bot", "bot", "handlers", "storage"):  # serve raises these to INFO; put them back after
+        caplog.set_level(logging.INFO, logger=name)
+    served: list[tuple[int, int, int, int]] = []
+    clocks: list[list[str]] = []
+
+    def serve_briefly(web: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
+        with running(web) as url:
+            health, _ = http("GET", url + "/healthz")
+            page, _ = http("GET", url + "/web/")
+            body = json.dumps({"token": "legacy", "challenge": "c1", "type": "url_verification"})
+            events, _ = http("POST", url + "/slack/events", body, {"Content-Type": "application/json", **sign(body)})
+        served.append((port, health, page, events))
+
+    monkeypatch.setattr(handlers.web, "run_server", serve_briefly)
+    monkeypatch.setattr(handlers.clock, "start_background_clock",
+                        lambda app, senders: clocks.append([s.platform for s in senders]) or (lambda: None))
     args = ["--config", str(team_file), "--db", prepared_db]
-    assert main(["serve", *args]) == 2
-    assert "no platform is configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in capsys.readouterr().err
+    assert main(["serve", *args, "--port", "3998"]) == 0
+    assert served == [(3998, 200, 401, 404)]  # the web view asks for a session; no Slack route
+    assert clocks == []  # nothing could be sent, so no scheduler
+    [note] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert note.startswith("serve: no chat platform is configured, so only /healthz and the web view are served")
+    assert "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET" in note
     assert main(["socket", *args]) == 2
     assert capsys.readouterr().err.strip() == (
         "weekly-bot: error: socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import http.client
 import io
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -391,3 +392,12 @@ def test_a_cycles_page_shows_the_leads_edit_and_when_it_was_published(web: Web) 
     page = visible(web.signed_in().get("/web/cycle/2024-W42").body)
     assert "负责人修改" in page and "王芳" in page and "已发布" in page
     assert "差错当天清零" in page
+
+
+def test_the_access_log_never_holds_a_sign_in_token() -> None:
+    from handlers.web import _NoTokens
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/web/signin?token=k8HZPKz4n_wpfiprWx&x=1", "1.1", 303), None)
+    assert _NoTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /web/signin?token=…&x=1 HTTP/1.1" 303'
