@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -81,6 +81,29 @@ def _write_lock(engine: Engine) -> threading.RLock | None:
         return _WRITE_LOCKS.setdefault(str(engine.url.database), threading.RLock())
 
 
+_EVENTS = cast(Table, ProcessedEventRow.__table__)
+_UPDATES = cast(Table, UpdateRow.__table__)
+_REVISIONS = cast(Table, RevisionRow.__table__)
+_SKIPS = cast(Table, SkipRow.__table__)
+
+
+class _HotStatements:
+    """The statements of the DM ack path, built once per store: executing a prebuilt statement with its
+    parameters skips building it and most of keying it for SQLAlchemy's compiled cache."""
+
+    def __init__(self, dialect_insert: Callable[[Table], Any]) -> None:
+        self.mark = dialect_insert(_EVENTS).on_conflict_do_nothing(
+            index_elements=["platform", "event_id"]).returning(_EVENTS.c.id)
+        self.add = insert(_UPDATES).returning(_UPDATES.c.id)
+        self.add_once = dialect_insert(_UPDATES).on_conflict_do_nothing(
+            index_elements=["platform", "message_id"]).returning(_UPDATES.c.id)
+        self.by_message = select(_UPDATES).where(_UPDATES.c.platform == bindparam("platform"),
+                                                 _UPDATES.c.message_id == bindparam("message_id"))
+        self.first_revision = insert(_REVISIONS)
+        self.unskip = delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
+                                           _SKIPS.c.member_key == bindparam("member_key"))
+
+
 class Store(WebRepo):
     """All persistence; one short transaction per call, safe to share between threads."""
 
@@ -89,6 +112,7 @@ class Store(WebRepo):
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writers = _write_lock(engine)
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._q = _HotStatements(self._insert)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -101,6 +125,21 @@ class Store(WebRepo):
         try:
             with self._sessions.begin() as session:
                 yield session
+        finally:
+            self._writers.release()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A writing transaction on a bare connection (Core statements only), queued like `_tx`."""
+        if self._writers is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        if not self._writers.acquire(timeout=LOCK_WAIT_MS / 1000):
+            raise WriteQueueTimeout(f"no turn to write within {LOCK_WAIT_MS} ms")
+        try:
+            with self.engine.begin() as conn:
+                yield conn
         finally:
             self._writers.release()
 
@@ -280,26 +319,25 @@ class Store(WebRepo):
         """Store an answer, and mark `event` handled in the same transaction; the same platform message
         stored twice gives the first back (created False). With `unskip`, a new answer also takes back
         the member's skip of the cycle. One short transaction: the event's and the message's unique keys
-        decide (INSERT … ON CONFLICT DO NOTHING), nothing is read first."""
+        decide (INSERT … ON CONFLICT DO NOTHING), nothing is read first. The ack path of every DM: Core
+        statements built once, on a bare connection (no ORM session, no statement built per call)."""
         values = dict(cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
                       message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
                       changed_ts=changed_ts)
-        with self._tx() as s:
-            self._mark(s, event, at)
-            if message_id is None:
-                stmt = insert(UpdateRow).values(**values).returning(UpdateRow.id)
-            else:
-                stmt = self._insert(UpdateRow).values(**values).on_conflict_do_nothing(
-                    index_elements=["platform", "message_id"]).returning(UpdateRow.id)
-            new_id = s.execute(stmt).scalar()
+        q = self._q
+        with self._write() as conn:
+            if event is not None and conn.execute(
+                    q.mark, {"platform": event[0], "event_id": event[1], "at": at}).first() is None:
+                raise AlreadyHandled(event[1])  # marked before: a redelivery
+            new_id = conn.execute(q.add if message_id is None else q.add_once, values).scalar()
             if new_id is None:  # that message was stored before
-                known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
-                                                         UpdateRow.message_id == message_id))
+                known = conn.execute(q.by_message, {"platform": platform, "message_id": message_id}).first()
                 assert known is not None
-                return stored_update(known), False
-            s.execute(insert(RevisionRow).values(update_id=new_id, number=1, action="create", text=text, at=at))
+                return stored_update(known), False  # type: ignore[arg-type]  # a row has the same fields
+            conn.execute(q.first_revision, {"update_id": new_id, "number": 1, "action": "create", "text": text,
+                                            "at": at})
             if unskip:
-                s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
+                conn.execute(q.unskip, {"cycle_id": cycle_id, "member_key": member_key})
             return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
                                 platform=platform, message_id=message_id, text=text, deleted=False, late=late,
                                 created_at=at, updated_at=at), True
