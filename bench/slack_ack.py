@@ -106,6 +106,7 @@ class Result:
     dms_ok: int = 0  # DMs answered 200: each must be stored, once
     timed_out: int = 0
     seconds: float = 0.0
+    cpu_ms: float = float("nan")  # the server's CPU per request, its work after the acks included
 
     def pct(self, q: float) -> float:
         s = sorted(self.ms)
@@ -207,6 +208,15 @@ def serving(name: str, kind: str, workdir: Path, api_url: str, db: str | None = 
         sock.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc; NaN where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settle(fake: FakeSlackApi, expected: int, limit_s: float = 30.0) -> int:
     """Wait until the server has posted `expected` DM confirmations (its work after the acks is done)."""
     deadline = time.monotonic() + limit_s
@@ -238,7 +248,7 @@ def row(level: int, name: str, r: Result, floor: Result | None) -> str:
     late = sum(1 for x in r.ms if x > SLACK_LIMIT_S * 1000)
     text = (f"[ack c={level:>3}] {name:<18} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(r.ms or [0]):7.1f} ms  "
             f"failed {r.failed}  timed out {r.timed_out}  over 3 s {late}  ({len(r.ms)} answered in "
-            f"{r.seconds:4.1f} s, {REQUESTS / r.seconds:5.0f}/s)")
+            f"{r.seconds:4.1f} s, {REQUESTS / r.seconds:5.0f}/s; server CPU {r.cpu_ms:4.2f} ms a request)")
     if floor is None:
         return text
     ratio = p50 / floor.pct(0.50)
@@ -282,14 +292,16 @@ def main() -> None:
                 floor: Result | None = None
                 for s in servers:
                     run += 1
+                    cpu = cpu_seconds(s.proc.pid)
                     result = asyncio.run(load(s.port, requests(run, REQUESTS, fake.response_url("")), level))
+                    ok[s.name] += result.dms_ok
+                    if s.db is not None:  # its work after the acks done before the next run
+                        settle(fake, sum(ok[s.name] for s in servers if s.db))
+                    result.cpu_ms = (cpu_seconds(s.proc.pid) - cpu) * 1000 / REQUESTS
                     label = "floor (Bolt only)" if s.db is None else f"weekly-bot {s.name}"
                     print(row(level, label, result, floor), flush=True)
-                    ok[s.name] += result.dms_ok
                     if s.db is None:
                         floor = result
-                    else:  # its work after the acks done before the next run
-                        settle(fake, sum(ok[s.name] for s in servers if s.db))
             expected = sum(ok[s.name] for s in servers if s.db)
             posted = settle(fake, expected)
             for s in servers:
