@@ -246,13 +246,13 @@ def stored_answers(db: str, workdir: Path) -> int:
 def row(level: int, name: str, r: Result, floor: Result | None) -> str:
     p50, p99 = r.pct(0.50), r.pct(0.99)
     late = sum(1 for x in r.ms if x > SLACK_LIMIT_S * 1000)
-    text = (f"[ack c={level:>3}] {name:<18} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(r.ms or [0]):7.1f} ms  "
+    text = (f"[ack c={level:>3}] {name:<21} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(r.ms or [0]):7.1f} ms  "
             f"failed {r.failed}  timed out {r.timed_out}  over 3 s {late}  ({len(r.ms)} answered in "
             f"{r.seconds:4.1f} s, {REQUESTS / r.seconds:5.0f}/s; server CPU {r.cpu_ms:4.2f} ms a request)")
     if floor is None:
         return text
     ratio = p50 / floor.pct(0.50)
-    text += f"\n{'':>30}p50 = {ratio:4.2f} × the floor's"
+    text += f"\n{'':>33}p50 = {ratio:4.2f} × the floor's"
     target = TARGETS.get(level)
     if target:
         p99_max, ratio_max = target
