@@ -1,99 +1,318 @@
-"""How fast Slack gets its ack: signed requests into the real server (uvicorn + Bolt) on 127.0.0.1,
-Slack's Web API played by the tests' fake. Prints figures; Slack's limit is 3 s."""
+"""How fast Slack gets its ack under concurrency (issue 13), beside the floor measured in the same run.
+
+Each run is 400 signed requests — half DMs (message.im events, each stored before its 200), half
+`/weekly help` — sent by one asyncio client holding `concurrency` keep-alive connections, each sending
+its next request as soon as the last is answered. The servers run in processes of their own, on sockets
+this bench binds on 127.0.0.1 port 0 (bench/ack_server.py): the floor (a sync Bolt `App` + Starlette +
+uvicorn that only acks), `weekly-bot serve` on SQLite and, when WEEKLY_TEST_POSTGRES_URL is set, on
+PostgreSQL (a schema of its own). Slack's Web API is the tests' fake. Prints figures, asserts nothing:
+ratios to the floor are what travel between machines.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import socket
-import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import uvicorn  # noqa: E402
-
-from bot.config import Settings  # noqa: E402
-from bot.wiring import build_app  # noqa: E402
-from handlers.web import create_web_app, web_edges  # noqa: E402
 from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 
 SECRET = "bench-signing-secret"
-N = 60
+LEVELS = (8, 32, 128)
+REQUESTS = 400
+MEMBERS = 64
+TIMEOUT_S = 10.0  # the client gives up on a request after this (Slack itself waits 3 s)
+SLACK_LIMIT_S = 3.0
+AT = "2024-10-15T10:00:00"  # the bench team's cycle 2024-W42 is open (Shanghai time)
+TARGETS = {32: (250.0, 1.5), 128: (1000.0, None)}  # concurrency: (p99 below, p50 at most × the floor's)
 
 
-def signed(body: str) -> dict[str, str]:
+def team_yaml(members: int) -> str:
+    """A weekly team of `members` owners, one section each, with Slack ids."""
+    people = "\n".join(f"  m{i}: {{name: 成员{i}, slack: U0BENCH{i:04d}}}" for i in range(members))
+    secs = "\n".join(f"      - {{key: s{i}, title: 部分{i}, owners: [m{i}]}}" for i in range(members))
+    return f"""timezone: Asia/Shanghai
+language: zh
+members:
+{people}
+teams:
+  - key: bench
+    title: 基准周报
+    leads: [m0]
+    schedule: {{open: mon 10:00, deadline: thu 18:00}}
+    sections:
+{secs}
+"""
+
+
+# -- the requests ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    kind: str  # dm | help
+    body: bytes
+    content_type: str
+
+
+def requests(run: int, n: int, respond_url: str) -> list[Request]:
+    """n requests, DMs and `/weekly help` alternating, every DM a new message from one of the members."""
+    out = []
+    tag = f"R{run:02d}"
+    for i in range(n):
+        user = f"U0BENCH{i % MEMBERS:04d}"
+        if i % 2 == 0:
+            event = {"type": "message", "channel_type": "im", "channel": "D" + user[1:], "user": user,
+                     "text": f"{i // 2 + 1}. 本周完成第{i}项工作，成功率99.{i % 10}%。", "ts": f"{1728957600 + run}.{i:06d}"}
+            body = json.dumps({"type": "event_callback", "team_id": "T0TEAM0001", "api_app_id": "A0BENCH",
+                               "event_id": f"Ev{tag}{i:06d}", "event_time": 1728957600, "event": event})
+            out.append(Request("dm", body.encode(), "application/json"))
+        else:
+            body = urlencode({"command": "/weekly", "text": "help", "user_id": user, "team_id": "T0TEAM0001",
+                              "channel_id": "D" + user[1:], "trigger_id": f"t{tag}{i}", "api_app_id": "A0BENCH",
+                              "response_url": f"{respond_url}{tag}{i}"})
+            out.append(Request("help", body.encode(), "application/x-www-form-urlencoded"))
+    return out
+
+
+def wire(req: Request, port: int) -> bytes:
+    """The request as bytes on the wire, signed now (Slack's v0 HMAC)."""
     ts = str(int(time.time()))
-    digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    sig = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:".encode() + req.body, hashlib.sha256).hexdigest()
+    head = (f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {req.content_type}\r\n"
+            f"Content-Length: {len(req.body)}\r\nX-Slack-Request-Timestamp: {ts}\r\nX-Slack-Signature: {sig}\r\n\r\n")
+    return head.encode() + req.body
 
 
-def post(url: str, body: str, content_type: str) -> float:
-    req = urllib.request.Request(url, data=body.encode(), method="POST",
-                                 headers={"Content-Type": content_type, **signed(body)})
-    start = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        resp.read()
-    return (time.perf_counter() - start) * 1000
+# -- the client ------------------------------------------------------------------------------
+@dataclass
+class Result:
+    ms: list[float] = field(default_factory=list)
+    failed: int = 0  # an answer other than 200, or a connection that broke
+    dms_ok: int = 0  # DMs answered 200: each must be stored, once
+    timed_out: int = 0
+    seconds: float = 0.0
+    cpu_ms: float = float("nan")  # the server's CPU per request, its work after the acks included
+
+    def pct(self, q: float) -> float:
+        s = sorted(self.ms)
+        return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def fmt(samples: list[float]) -> str:
-    samples = sorted(samples)
-    return (f"median {statistics.median(samples):7.2f} ms   p95 {samples[int(len(samples) * 0.95)]:7.2f} ms   "
-            f"max {samples[-1]:7.2f} ms   (n={len(samples)})")
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> int:
+    writer.write(data)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def load(port: int, reqs: list[Request], concurrency: int) -> Result:
+    """Send every request, `concurrency` at a time, each worker on one keep-alive connection."""
+    result = Result()
+    queue = iter(reqs)
+
+    async def worker() -> None:
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for req in queue:
+            data = wire(req, port)
+            started = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection("127.0.0.1", port)
+                status = await asyncio.wait_for(_one(*conn, data), TIMEOUT_S)
+            except TimeoutError:
+                result.timed_out += 1
+                conn = _close(conn)
+                continue
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                result.failed += 1
+                conn = _close(conn)
+                continue
+            result.ms.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                result.failed += 1
+            elif req.kind == "dm":
+                result.dms_ok += 1
+        _close(conn)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _close(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    if conn is not None:
+        conn[1].close()
+    return None
+
+
+# -- the servers -----------------------------------------------------------------------------
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    db: str | None = None
+
+
+@contextmanager
+def serving(name: str, kind: str, workdir: Path, api_url: str, db: str | None = None) -> Iterator[Server]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    ready = workdir / f"{name}.ready"
+    log = workdir / f"{name}.log"
+    cmd = [sys.executable, str(ROOT / "bench" / "ack_server.py"), "--kind", kind, "--fd", str(sock.fileno()),
+           "--ready", str(ready), "--secret", SECRET, "--api-url", api_url]
+    if kind == "weekly":
+        cmd += ["--config", str(workdir / "team.yaml"), "--db", str(db), "--at", AT]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, pass_fds=[sock.fileno()], stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        yield Server(name, sock.getsockname()[1], proc, log, db)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        sock.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc; NaN where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(fake: FakeSlackApi, expected: int, limit_s: float = 30.0) -> int:
+    """Wait until the server has posted `expected` DM confirmations (its work after the acks is done)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        posted = len(fake.calls("chat.postMessage"))
+        if posted >= expected or time.monotonic() > deadline:
+            return posted
+        time.sleep(0.05)
+
+
+def stored_answers(db: str, workdir: Path) -> int:
+    from bot.config import Settings
+    from bot.wiring import build_app
+
+    app = build_app(settings=Settings(weekly_config=str(workdir / "team.yaml"), database_url=db))
+    store: object = app.store
+    engine = store.engine  # type: ignore[attr-defined]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        n = int(conn.execute(text("SELECT count(*) FROM updates WHERE platform = 'slack'")).scalar_one())
+    engine.dispose()
+    return n
+
+
+# -- the report ------------------------------------------------------------------------------
+def row(level: int, name: str, r: Result, floor: Result | None) -> str:
+    p50, p99 = r.pct(0.50), r.pct(0.99)
+    late = sum(1 for x in r.ms if x > SLACK_LIMIT_S * 1000)
+    text = (f"[ack c={level:>3}] {name:<21} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(r.ms or [0]):7.1f} ms  "
+            f"failed {r.failed}  timed out {r.timed_out}  over 3 s {late}  ({len(r.ms)} answered in "
+            f"{r.seconds:4.1f} s, {REQUESTS / r.seconds:5.0f}/s; server CPU {r.cpu_ms:4.2f} ms a request)")
+    if floor is None:
+        return text
+    ratio = p50 / floor.pct(0.50)
+    text += f"\n{'':>33}p50 = {ratio:4.2f} × the floor's"
+    target = TARGETS.get(level)
+    if target:
+        p99_max, ratio_max = target
+        ok_p99 = p99 < p99_max
+        text += f";  target p99 < {p99_max:g} ms: {'met' if ok_p99 else f'MISSED by {p99 - p99_max:.0f} ms'}"
+        if ratio_max is not None:
+            ok = ratio <= ratio_max
+            text += f";  target p50 ≤ {ratio_max:g} × floor: {'met' if ok else 'MISSED'}"
+        if level == 128:
+            text += f";  target no failed or timed-out request: {'met' if not (r.failed or r.timed_out) else 'MISSED'}"
+    return text
 
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
+    pg = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
+    print(f"[ack] {REQUESTS} signed requests a run, half DMs (stored before the 200), half /weekly help; "
+          f"{os.cpu_count()} cores; servers in their own processes")
     try:
-        shutil.copy(ROOT / "examples" / "team.yaml", tmp / "team.yaml")
-        with FakeSlackApi() as fake:
-            settings = Settings(weekly_config=str(tmp / "team.yaml"), database_url=f"sqlite:///{tmp}/b.db",
-                                slack_bot_token="xoxb-bench", slack_signing_secret=SECRET,
-                                slack_api_url=fake.api_url)
-            now = datetime(2024, 10, 15, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-            app = build_app(settings=settings, clock=lambda: now)
-            web = create_web_app(app, web_edges(app))
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="off"))
-            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-            thread.start()
-            while not server.started:
-                time.sleep(0.01)
-            url = f"http://127.0.0.1:{sock.getsockname()[1]}/slack/events"
-            dms = []
-            for i in range(N):
-                event = {"type": "message", "channel_type": "im", "channel": "D0ZHANG001", "user": "U0ZHANG001",
-                         "text": f"{i + 1}. 对账差错{i}笔，已处理。", "ts": f"1728957600.{i:06d}"}
-                body = json.dumps({"type": "event_callback", "team_id": "T0TEAM0001", "event_id": f"EvB{i:06d}",
-                                   "event": event})
-                dms.append(post(url, body, "application/json"))
-            commands = {}
-            for sub, user in (("status", "U0WANG0001"), ("summary", "U0WANG0001")):
-                samples = []
-                for i in range(N // 3):
-                    body = urlencode({"command": "/weekly", "text": sub, "user_id": user, "team_id": "T0TEAM0001",
-                                      "channel_id": "D0WANG0001", "trigger_id": f"t{i}",
-                                      "response_url": fake.response_url(f"r{sub}{i}")})
-                    samples.append(post(url, body, "application/x-www-form-urlencoded"))
-                commands[sub] = samples
-            server.should_exit = True
-            thread.join(10)
-        print(f"[slack] ack of a DM (stored before the 200):     {fmt(dms)}")
-        print(f"[slack] ack of /weekly status:                   {fmt(commands['status'])}")
-        print(f"[slack] ack of /weekly summary (report after):  {fmt(commands['summary'])}")
+        (tmp / "team.yaml").write_text(team_yaml(MEMBERS), encoding="utf-8")
+        with FakeSlackApi() as fake, ExitStack() as stack:
+            servers = [stack.enter_context(serving("floor", "floor", tmp, fake.api_url))]
+            servers.append(stack.enter_context(serving("sqlite", "weekly", tmp, fake.api_url,
+                                                       f"sqlite:///{tmp}/ack.db")))
+            if pg:
+                from bench.pg import pg_schema
+
+                url = stack.enter_context(pg_schema(pg, "bench_ack"))
+                servers.append(stack.enter_context(serving("postgresql", "weekly", tmp, fake.api_url, url)))
+            ok = {s.name: 0 for s in servers}
+            run = 0
+            for s in servers:  # warm: imports, caches, the cycle's row, the pool's connections
+                run += 1
+                ok[s.name] += asyncio.run(load(s.port, requests(run, 40, fake.response_url(""), ), 8)).dms_ok
+            settle(fake, sum(ok[s.name] for s in servers if s.db))
+            for level in LEVELS:
+                floor: Result | None = None
+                for s in servers:
+                    run += 1
+                    cpu = cpu_seconds(s.proc.pid)
+                    result = asyncio.run(load(s.port, requests(run, REQUESTS, fake.response_url("")), level))
+                    ok[s.name] += result.dms_ok
+                    if s.db is not None:  # its work after the acks done before the next run
+                        settle(fake, sum(ok[s.name] for s in servers if s.db))
+                    result.cpu_ms = (cpu_seconds(s.proc.pid) - cpu) * 1000 / REQUESTS
+                    label = "floor (Bolt only)" if s.db is None else f"weekly-bot {s.name}"
+                    print(row(level, label, result, floor), flush=True)
+                    if s.db is None:
+                        floor = result
+            expected = sum(ok[s.name] for s in servers if s.db)
+            posted = settle(fake, expected)
+            for s in servers:
+                if s.db:
+                    print(f"[ack] {s.name}: {stored_answers(s.db, tmp)} DMs stored, {ok[s.name]} answered 200")
+            print(f"[ack] DM confirmations posted to Slack: {posted} of {expected}")
+        for s in servers:
+            text = s.log.read_text(errors="replace")
+            problems = [ln for ln in text.splitlines() if "Traceback" in ln or " 500 " in ln or "ERROR" in ln]
+            print(f"[ack] {s.name} server log: {len(problems)} error lines" +
+                  (f" (first: {problems[0][:200]})" if problems else ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -258,7 +258,17 @@ def cmd_cycles(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     app = _app(args)
     team = app.service.team(args.team)
-    result = app.service.import_reports(args.files, team=team, label=args.cycle)
+    from tqdm import tqdm
+
+    # a bar on a terminal only (disable=None: off when stderr is not a TTY, so pipes and logs stay clean)
+    with tqdm(total=len(args.files), desc="importing", unit="report", file=sys.stderr, disable=None,
+              dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, cycle: str) -> None:
+            bar.set_postfix_str(cycle, refresh=False)
+            bar.update(done - bar.n)
+
+        result = app.service.import_reports(args.files, team=team, label=args.cycle, progress=progress)
     for w in result.warnings:
         print(f"weekly-bot: warning: {w}", file=sys.stderr)
     print(f"imported {len(result.cycles)} report(s) into {team.key}: {', '.join(result.cycles)} "

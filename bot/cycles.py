@@ -299,6 +299,9 @@ class Timeline:
                 continue  # a row this version cannot read is left alone, not fatal
         self._records = sorted(spans, key=lambda x: (x[0].first, x[0].weeks))
         self._covered = {m for span, _ in self._records for m in span.mondays()}
+        # between()'s answers, kept: a timeline never changes (a stored cycle makes a new one), and every
+        # DM asks it for the open cycle
+        self._between: dict[tuple[date, date], tuple[Cycle, ...]] = {}
 
     def stored(self) -> list[tuple[Span, CycleRecord]]:
         """The stored cycles with their weeks, oldest first (labels this version cannot read left out)."""
@@ -358,6 +361,9 @@ class Timeline:
     def between(self, lo: date, hi: date) -> list[Cycle]:
         """The cycles with a week between the Mondays of `lo` and `hi`, oldest first."""
         lo, hi = monday_of(lo), monday_of(hi)
+        known = self._between.get((lo, hi))
+        if known is not None:
+            return list(known)
         out: list[Cycle] = []
         walk = self._walk(lo)
         entry = next(walk, None)
@@ -365,6 +371,8 @@ class Timeline:
             following = next(walk, None)
             out.append(self._cycle(entry, following))
             entry = following
+        if len(self._between) < 64:  # the few ranges a process asks for again and again
+            self._between[(lo, hi)] = tuple(out)
         return out
 
     def cycle_at(self, instant: datetime) -> Cycle | None:

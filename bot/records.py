@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.model import SummaryItem
+from bot.model import Summary, SummaryItem
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,27 @@ class AnswerMark:
     section_key: str | None
     member_key: str
     late: bool
+
+
+@dataclass(frozen=True)
+class ImportedSection:
+    """One section's text from a past report, under the message id that makes importing it again a revision."""
+
+    key: str
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ImportedReport:
+    """A past report as the store keeps it, written in one transaction: its cycle, the sections the team
+    file does not have, every section's text and its closing sections (under `summary_key`)."""
+
+    label: str
+    opens_at: datetime
+    deadline: datetime
+    created_text: str | None
+    sections: tuple[ImportedSection, ...]
+    extra_sections: tuple[StoredSection, ...] = ()
+    summary: Summary | None = None
+    summary_key: str | None = None

@@ -32,7 +32,16 @@ from bot.model import (
 )
 from bot.parse import parse_report
 from bot.ports import Store
-from bot.records import Outgoing, Snapshot, StoredCycle, StoredUpdate, SummaryRevision
+from bot.records import (
+    ImportedReport,
+    ImportedSection,
+    Outgoing,
+    Snapshot,
+    StoredCycle,
+    StoredSection,
+    StoredUpdate,
+    SummaryRevision,
+)
 from bot.render import render_report
 from bot.titles import norm_title, sections_named
 
@@ -41,6 +50,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20000
 MAX_REPORT_BYTES = 5 * 1024 * 1024  # a weekly report is tens of kB; a year of them still far below this
 IMPORT_MEMBER = "(import)"
+# told after each report is written: (reports written, reports in all, the cycle just written)
+ImportProgress = Callable[[int, int, str], None]
 CACHE_S = 60.0  # ids found by email and cycles opened by another process are read again after this
 MISS_REREAD_S = 1.0  # an unknown user id re-reads the stored ids, at most this often
 Clock = Callable[[], datetime]
@@ -775,8 +786,10 @@ class WeeklyService:
         return self.store.latest_snapshot(cycle_id=stored.id) if stored else None
 
     # -- import ------------------------------------------------------------------------------
-    def import_reports(self, paths: Sequence[str], *, team: Team, label: str | None = None) -> ImportResult:
-        """Load past reports as history; every file is checked before anything is written."""
+    def import_reports(self, paths: Sequence[str], *, team: Team, label: str | None = None,
+                       progress: ImportProgress | None = None) -> ImportResult:
+        """Load past reports as history; every file is checked before anything is written, then each report
+        is written in one transaction, `progress(done, total, cycle)` called after each."""
         self.sync()
         if label is not None:
             label = _import_label(label, "--cycle")
@@ -802,38 +815,40 @@ class WeeklyService:
         result = ImportResult()
         titles = {_norm_title(s.title): s for s in team.sections} | {s.key.lower(): s for s in team.sections}
         now = self.now()
-        for path, cycle_label, (opens_at, deadline), report in parsed:
-            row = self.store.ensure_cycle(
-                team_key=team.key, label=cycle_label, opens_at=opens_at, deadline=deadline, imported=True,
-                created_text=report.created,
-            )
-            key_of_title: dict[str, str] = {}
-            for psec in report.sections:
-                sec = titles.get(_norm_title(psec.title))
-                if sec is not None:
-                    key = sec.key
-                else:
-                    key = "extra_" + hashlib.sha1(_norm_title(psec.title).encode()).hexdigest()[:8]
-                    self.store.add_extra_section(team_key=team.key, key=key, title=psec.title, style=psec.style)
-                    result.warnings.append(
-                        f"{path}: section 【{psec.title}】 is not in the team file: kept as an extra section")
-                key_of_title[_norm_title(psec.title)] = key
-                if psec.content.strip():
-                    self.store.put_imported(
-                        cycle_id=row.id, section_key=key, member_key=IMPORT_MEMBER, text=psec.content, at=now,
-                        message_id=f"{team.key}/{cycle_label}/{key}",
-                    )
-                    result.sections += 1
-            if report.reflections or report.next_week:
-                named = [(s.key, s.title) for s in team.sections] + [
-                    (key, title) for title, key in key_of_title.items() if key.startswith("extra_")]
-                self.store.put_summary(
-                    cycle_id=row.id, cache_key=f"imported:{team.key}:{cycle_label}",
-                    summary=Summary(reflections=_keyed(report.reflections, key_of_title, named),
-                                    next_week=_keyed(report.next_week, key_of_title, named), source="imported"),
-                    at=now,
-                )
-            result.cycles.append(cycle_label)
+        try:
+            for done, (path, cycle_label, (opens_at, deadline), report) in enumerate(parsed, 1):
+                key_of_title: dict[str, str] = {}
+                extra: dict[str, StoredSection] = {}
+                texts: list[ImportedSection] = []
+                for psec in report.sections:
+                    sec = titles.get(_norm_title(psec.title))
+                    if sec is not None:
+                        key = sec.key
+                    else:
+                        key = "extra_" + hashlib.sha1(_norm_title(psec.title).encode()).hexdigest()[:8]
+                        extra.setdefault(key, StoredSection(key, psec.title, psec.style, True))
+                        result.warnings.append(
+                            f"{path}: section 【{psec.title}】 is not in the team file: kept as an extra section")
+                    key_of_title[_norm_title(psec.title)] = key
+                    if psec.content.strip():
+                        texts.append(ImportedSection(key, f"{team.key}/{cycle_label}/{key}", psec.content))
+                summary = None
+                if report.reflections or report.next_week:
+                    named = [(s.key, s.title) for s in team.sections] + [
+                        (key, title) for title, key in key_of_title.items() if key.startswith("extra_")]
+                    summary = Summary(reflections=_keyed(report.reflections, key_of_title, named),
+                                      next_week=_keyed(report.next_week, key_of_title, named), source="imported")
+                self.store.put_imported_report(
+                    team_key=team.key, member_key=IMPORT_MEMBER, at=now,
+                    report=ImportedReport(label=cycle_label, opens_at=opens_at, deadline=deadline,
+                                          created_text=report.created, sections=tuple(texts),
+                                          extra_sections=tuple(extra.values()), summary=summary,
+                                          summary_key=f"imported:{team.key}:{cycle_label}"))
+                result.sections += len(texts)
+                result.cycles.append(cycle_label)
+                if progress is not None:
+                    progress(done, len(parsed), cycle_label)
+        finally:
             self.forget_cycles(team.key)
         return result
 

@@ -7,18 +7,20 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import AlreadyHandled
 from bot.model import Summary, SummaryItem
 from bot.records import (
+    ImportedReport,
+    ImportedSection,
     Outgoing,
     Snapshot,
     StoredCycle,
@@ -79,6 +81,29 @@ def _write_lock(engine: Engine) -> threading.RLock | None:
         return _WRITE_LOCKS.setdefault(str(engine.url.database), threading.RLock())
 
 
+_EVENTS = cast(Table, ProcessedEventRow.__table__)
+_UPDATES = cast(Table, UpdateRow.__table__)
+_REVISIONS = cast(Table, RevisionRow.__table__)
+_SKIPS = cast(Table, SkipRow.__table__)
+
+
+class _HotStatements:
+    """The statements of the DM ack path, built once per store: executing a prebuilt statement with its
+    parameters skips building it and most of keying it for SQLAlchemy's compiled cache."""
+
+    def __init__(self, dialect_insert: Callable[[Table], Any]) -> None:
+        self.mark = dialect_insert(_EVENTS).on_conflict_do_nothing(
+            index_elements=["platform", "event_id"]).returning(_EVENTS.c.id)
+        self.add = insert(_UPDATES).returning(_UPDATES.c.id)
+        self.add_once = dialect_insert(_UPDATES).on_conflict_do_nothing(
+            index_elements=["platform", "message_id"]).returning(_UPDATES.c.id)
+        self.by_message = select(_UPDATES).where(_UPDATES.c.platform == bindparam("platform"),
+                                                 _UPDATES.c.message_id == bindparam("message_id"))
+        self.first_revision = insert(_REVISIONS)
+        self.unskip = delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
+                                           _SKIPS.c.member_key == bindparam("member_key"))
+
+
 class Store(WebRepo):
     """All persistence; one short transaction per call, safe to share between threads."""
 
@@ -87,6 +112,7 @@ class Store(WebRepo):
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writers = _write_lock(engine)
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._q = _HotStatements(self._insert)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -99,6 +125,21 @@ class Store(WebRepo):
         try:
             with self._sessions.begin() as session:
                 yield session
+        finally:
+            self._writers.release()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A writing transaction on a bare connection (Core statements only), queued like `_tx`."""
+        if self._writers is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        if not self._writers.acquire(timeout=LOCK_WAIT_MS / 1000):
+            raise WriteQueueTimeout(f"no turn to write within {LOCK_WAIT_MS} ms")
+        try:
+            with self.engine.begin() as conn:
+                yield conn
         finally:
             self._writers.release()
 
@@ -198,13 +239,6 @@ class Store(WebRepo):
             )
             return [StoredSection(r.key, r.title, r.style, r.extra) for r in rows]
 
-    def add_extra_section(self, *, team_key: str, key: str, title: str, style: str) -> None:
-        with self._tx() as s:
-            team = s.scalar(select(TeamRow).where(TeamRow.key == team_key))
-            assert team is not None, "sync_team first"
-            if s.scalar(select(SectionRow).where(SectionRow.team_id == team.id, SectionRow.key == key)) is None:
-                s.add(SectionRow(team_id=team.id, key=key, title=title, style=style, extra=True))
-
     # -- cycles ------------------------------------------------------------------------------
     def ensure_cycle(
         self, *, team_key: str, label: str, opens_at: datetime | None, deadline: datetime | None,
@@ -285,26 +319,25 @@ class Store(WebRepo):
         """Store an answer, and mark `event` handled in the same transaction; the same platform message
         stored twice gives the first back (created False). With `unskip`, a new answer also takes back
         the member's skip of the cycle. One short transaction: the event's and the message's unique keys
-        decide (INSERT … ON CONFLICT DO NOTHING), nothing is read first."""
+        decide (INSERT … ON CONFLICT DO NOTHING), nothing is read first. The ack path of every DM: Core
+        statements built once, on a bare connection (no ORM session, no statement built per call)."""
         values = dict(cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform=platform,
                       message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
                       changed_ts=changed_ts)
-        with self._tx() as s:
-            self._mark(s, event, at)
-            if message_id is None:
-                stmt = insert(UpdateRow).values(**values).returning(UpdateRow.id)
-            else:
-                stmt = self._insert(UpdateRow).values(**values).on_conflict_do_nothing(
-                    index_elements=["platform", "message_id"]).returning(UpdateRow.id)
-            new_id = s.execute(stmt).scalar()
+        q = self._q
+        with self._write() as conn:
+            if event is not None and conn.execute(
+                    q.mark, {"platform": event[0], "event_id": event[1], "at": at}).first() is None:
+                raise AlreadyHandled(event[1])  # marked before: a redelivery
+            new_id = conn.execute(q.add if message_id is None else q.add_once, values).scalar()
             if new_id is None:  # that message was stored before
-                known = s.scalar(select(UpdateRow).where(UpdateRow.platform == platform,
-                                                         UpdateRow.message_id == message_id))
+                known = conn.execute(q.by_message, {"platform": platform, "message_id": message_id}).first()
                 assert known is not None
-                return stored_update(known), False
-            s.execute(insert(RevisionRow).values(update_id=new_id, number=1, action="create", text=text, at=at))
+                return stored_update(known), False  # type: ignore[arg-type]  # a row has the same fields
+            conn.execute(q.first_revision, {"update_id": new_id, "number": 1, "action": "create", "text": text,
+                                            "at": at})
             if unskip:
-                s.execute(delete(SkipRow).where(SkipRow.cycle_id == cycle_id, SkipRow.member_key == member_key))
+                conn.execute(q.unskip, {"cycle_id": cycle_id, "member_key": member_key})
             return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
                                 platform=platform, message_id=message_id, text=text, deleted=False, late=late,
                                 created_at=at, updated_at=at), True
@@ -396,15 +429,95 @@ class Store(WebRepo):
             rows = s.scalars(select(RevisionRow).where(RevisionRow.update_id == update_id).order_by(RevisionRow.number))
             return [StoredRevision(r.number, r.action, r.text, r.at) for r in rows]
 
-    def put_imported(self, *, cycle_id: int, section_key: str, member_key: str, text: str, at: datetime,
-                     message_id: str) -> None:
-        """An imported section's text; importing the same report again revises, never doubles."""
-        stored, created = self.add_update(
-            cycle_id=cycle_id, section_key=section_key, member_key=member_key, platform="import",
-            message_id=message_id, text=text, at=at, late=False,
-        )
-        if not created:
-            self.edit_update(platform="import", message_id=message_id, text=text, at=at)
+    def put_imported_report(self, *, team_key: str, report: ImportedReport, member_key: str,
+                            at: datetime) -> StoredCycle:
+        """A past report in one transaction: its cycle (created, or its missing times filled and marked
+        imported), the extra sections it brings, every section's text and its closing sections. Importing
+        the same report again revises a changed text (a new revision) and never doubles one. Bulk
+        statements, not a round trip per section: a 300-section report is a handful of statements."""
+        for attempt in range(3):
+            try:
+                with self._tx() as s:
+                    return self._put_imported_report(s, team_key, report, member_key, at)
+            except IntegrityError:
+                if attempt == 2:  # another process imports the same report at once; its rows are ours
+                    raise
+        raise AssertionError("unreachable")
+
+    def _put_imported_report(self, s: Session, team_key: str, report: ImportedReport, member_key: str,
+                             at: datetime) -> StoredCycle:
+        conn = s.connection()
+        team_id = conn.scalar(select(TeamRow.id).where(TeamRow.key == team_key))
+        assert team_id is not None, "sync_team first"
+        found = conn.execute(select(CycleRow.id, CycleRow.opens_at, CycleRow.deadline, CycleRow.created_text)
+                             .where(CycleRow.team_id == team_id, CycleRow.label == report.label)).first()
+        cycle_id: int
+        opens_at: datetime | None
+        deadline: datetime | None
+        if found is None:
+            cycle_id = conn.execute(insert(CycleRow).values(
+                team_id=team_id, label=report.label, opens_at=report.opens_at, deadline=report.deadline,
+                imported=True, created_text=report.created_text).returning(CycleRow.id)).scalar_one()
+            opens_at, deadline, created_text = report.opens_at, report.deadline, report.created_text
+        else:
+            # a stored cycle keeps its times whatever the schedule says now; only missing ones are filled
+            cycle_id, opens_at, deadline, created_text = found
+            if opens_at is None:
+                opens_at, deadline = report.opens_at, report.deadline
+            created_text = report.created_text or created_text
+            conn.execute(update(CycleRow).where(CycleRow.id == cycle_id).values(
+                opens_at=opens_at, deadline=deadline, imported=True, created_text=created_text))
+        if report.extra_sections:
+            known = set(conn.scalars(select(SectionRow.key).where(
+                SectionRow.team_id == team_id, SectionRow.key.in_([x.key for x in report.extra_sections]))))
+            new_sections = [dict(team_id=team_id, key=x.key, title=x.title, style=x.style, extra=True)
+                            for x in report.extra_sections if x.key not in known]
+            if new_sections:
+                conn.execute(insert(SectionRow), new_sections)
+        # a title written twice in one report: the later text is an edit of the earlier, as it was read
+        rounds: list[list[ImportedSection]] = []
+        seen: dict[str, int] = {}
+        for x in report.sections:
+            n = seen[x.message_id] = seen.get(x.message_id, -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(x)
+        for texts in rounds:
+            self._put_imported_texts(conn, cycle_id, texts, member_key, at)
+        if report.summary is not None and report.summary_key is not None:
+            self._write_summary(s, cycle_id=cycle_id, cache_key=report.summary_key, summary=report.summary, at=at)
+        return StoredCycle(cycle_id, team_key, report.label, opens_at, deadline, True, created_text)
+
+    @staticmethod
+    def _put_imported_texts(conn: Connection, cycle_id: int, texts: Sequence[ImportedSection], member_key: str,
+                            at: datetime) -> None:
+        """New texts inserted with their first revision; a known one whose text changed (or that was
+        deleted) revised, as an edit; an unchanged one left alone."""
+        if not texts:
+            return
+        known = {m: (i, t, d) for i, m, t, d in conn.execute(
+            select(UpdateRow.id, UpdateRow.message_id, UpdateRow.text, UpdateRow.deleted)
+            .where(UpdateRow.platform == "import", UpdateRow.message_id.in_([x.message_id for x in texts])))}
+        fresh = [x for x in texts if x.message_id not in known]
+        if fresh:
+            ids = dict(conn.execute(
+                insert(UpdateRow).returning(UpdateRow.message_id, UpdateRow.id),
+                [dict(cycle_id=cycle_id, section_key=x.key, member_key=member_key, platform="import",
+                      message_id=x.message_id, text=x.text, deleted=False, late=False, created_at=at,
+                      updated_at=at, changed_ts=None) for x in fresh]).all())
+            conn.execute(insert(RevisionRow), [dict(update_id=ids[x.message_id], number=1, action="create",
+                                                  text=x.text, at=at) for x in fresh])
+        changed = [(known[x.message_id][0], x.text) for x in texts
+                   if x.message_id in known and (known[x.message_id][1] != x.text or known[x.message_id][2])]
+        if changed:
+            numbers = dict(conn.execute(
+                select(RevisionRow.update_id, func.max(RevisionRow.number))
+                .where(RevisionRow.update_id.in_([i for i, _ in changed])).group_by(RevisionRow.update_id)).all())
+            conn.execute(update(UpdateRow).where(UpdateRow.id == bindparam("row_id")).values(
+                text=bindparam("new_text"), deleted=False, updated_at=at),
+                [dict(row_id=i, new_text=t) for i, t in changed])
+            conn.execute(insert(RevisionRow), [dict(update_id=i, number=(numbers.get(i) or 0) + 1, action="edit",
+                                                  text=t, at=at) for i, t in changed])
 
     # -- skips -------------------------------------------------------------------------------
     def set_skip(self, *, cycle_id: int, member_key: str, at: datetime) -> bool:
@@ -550,19 +663,24 @@ class Store(WebRepo):
     def put_summary(self, *, cycle_id: int, cache_key: str, summary: Summary, at: datetime) -> None:
         try:
             with self._tx() as s:
-                row = s.scalar(select(SummaryRow).where(SummaryRow.cache_key == cache_key))
-                if row is None:
-                    row = SummaryRow(cycle_id=cycle_id, cache_key=cache_key)
-                    s.add(row)
-                row.source = summary.source
-                row.prompt_version, row.model, row.note = summary.prompt_version, summary.model, summary.note
-                row.reflections, row.next_week = _items(summary.reflections), _items(summary.next_week)
-                row.dropped = list(summary.dropped)
-                row.tokens_in, row.tokens_out, row.latency_ms = summary.tokens_in, summary.tokens_out, summary.latency_ms
-                row.created_at = at
-                row.chosen_at = at
+                self._write_summary(s, cycle_id=cycle_id, cache_key=cache_key, summary=summary, at=at)
         except IntegrityError:
             pass  # a concurrent writer stored the same key: same inputs, same answer
+
+    @staticmethod
+    def _write_summary(s: Session, *, cycle_id: int, cache_key: str, summary: Summary, at: datetime) -> None:
+        """Store a summary under its key in the caller's transaction, replacing one stored before."""
+        row = s.scalar(select(SummaryRow).where(SummaryRow.cache_key == cache_key))
+        if row is None:
+            row = SummaryRow(cycle_id=cycle_id, cache_key=cache_key)
+            s.add(row)
+        row.source = summary.source
+        row.prompt_version, row.model, row.note = summary.prompt_version, summary.model, summary.note
+        row.reflections, row.next_week = _items(summary.reflections), _items(summary.next_week)
+        row.dropped = list(summary.dropped)
+        row.tokens_in, row.tokens_out, row.latency_ms = summary.tokens_in, summary.tokens_out, summary.latency_ms
+        row.created_at = at
+        row.chosen_at = at
 
     def latest_summary(self, *, cycle_id: int, sources: Sequence[str]) -> Summary | None:
         with self._read() as s:

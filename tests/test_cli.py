@@ -67,6 +67,44 @@ def test_bad_imports_give_one_line_and_change_nothing(tmp_path: Path, make, expe
     assert [s["state"] for s in json.loads(after.stdout)["sections"]] == ["missing"] * 8
 
 
+def test_import_draws_a_progress_bar_on_a_terminal_and_none_into_a_pipe(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    files = [str(EXAMPLES / "report-2024-W39.md"), str(W40)]
+    piped = cli(tmp_path, "import", *files, db=f"sqlite:///{tmp_path / 'piped.db'}")
+    assert (piped.returncode, piped.stderr) == (0, "")  # stderr is a pipe: no bar, not even a blank line
+    said = "imported 2 report(s) into clearing: 2024-W39, 2024-W40 (15 sections)\n"
+    assert piped.stdout == said
+
+    master, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'tty.db'}"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "import", *files], stdout=subprocess.PIPE,
+                            stderr=terminal, cwd=tmp_path, env=env)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the process closed its end of the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, out.decode()) == (0, said)
+    frames = drawn.decode().split("\r")
+    assert frames[1].startswith("importing:   0%|") and " 0/2 [" in frames[1]
+    assert frames[-2].startswith("importing: 100%|██") and " 2/2 [" in frames[-2]
+    assert frames[-2].endswith(", 2024-W40]") and "report" in frames[-2]  # the rate, then the cycle just written
+    assert frames[-1] == "\n"
+
+
 def test_bad_database_url_is_one_line(tmp_path: Path) -> None:
     result = cli(tmp_path, "status", db="nonsense://")
     assert result.returncode == 2

@@ -90,8 +90,9 @@ def messages(body: dict[str, Any]) -> tuple[str, str]:
     return system["content"], user["content"]
 
 
-def block(user: str, tag: str) -> list[dict[str, Any]]:
-    """The JSON lines of quoted data between <tag> and </tag> in a user message."""
+def block(user: str, tag: str) -> list[Any]:
+    """The JSON lines of quoted data between <tag> and </tag> in a user message: a section is
+    `[key, title, content]`, a goal or a draft an object."""
     inner = user.split(f"<{tag}>\n", 1)[1].split(f"</{tag}>", 1)[0]
     return [json.loads(line) for line in inner.splitlines() if line.strip()]
 
@@ -116,7 +117,7 @@ def test_the_models_items_land_in_the_summary_with_source_llm() -> None:
     ]
     assert (summary.note, summary.dropped) == (None, [])
     assert (summary.prompt_version, summary.model, summary.tokens_in, summary.tokens_out, summary.calls) == (
-        "summary-zh-2", "test-model", 321, 54, 1,
+        "summary-zh-3", "test-model", 321, 54, 1,
     )
     body = server.requests[0]
     assert body["model"] == "test-model"
@@ -124,7 +125,8 @@ def test_the_models_items_land_in_the_summary_with_source_llm() -> None:
     sources = body["response_format"]["json_schema"]["schema"]["properties"]["reflections"]["items"]
     assert sources["properties"]["sources"]["items"]["enum"] == ["settlement", "recon", "incidents"]
     _, user = messages(body)
-    assert [s["key"] for s in block(user, "sections")] == ["settlement", "recon", "incidents"]
+    assert [s[0] for s in block(user, "sections")] == ["settlement", "recon", "incidents"]
+    assert block(user, "sections")[1] == ["recon", "清分对账", "1. 对账差错下降至3笔，均已处理。"]
     assert block(user, "last_goals") == [
         {"text": "招商银行直连联调。", "sources": ["settlement"]},
         {"text": "对账自动化上线。", "sources": ["recon"]},
@@ -136,7 +138,7 @@ def test_an_english_team_gets_the_english_prompt() -> None:
     with FakeOpenAI(answer(GOOD)) as server:
         summary = summarizer(server.base_url).summarize(request)
     system, _ = messages(server.requests[0])
-    assert (summary.prompt_version, system) == ("summary-en-2", load_prompt("en").system)
+    assert (summary.prompt_version, system) == ("summary-en-3", load_prompt("en").system)
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def test_one_call_per_report_and_none_when_nothing_changed() -> None:
     version = load_prompt("zh").version
     assert cache_key(REQUEST, version, "test-model") in cache.data
     assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, version, "other-model")
-    assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, "summary-zh-3", "test-model")
+    assert cache_key(REQUEST, version, "test-model") != cache_key(REQUEST, "summary-zh-4", "test-model")
 
 
 def test_an_offline_fallback_is_not_cached() -> None:
@@ -246,7 +248,7 @@ def test_an_owners_injection_reaches_the_model_only_inside_the_user_message() ->
     assert "ignore previous instructions" not in system.lower()
     assert "Ignore previous instructions" in user
     assert user.count("</sections>") == 1  # the owner's closing tag stays inside the JSON string
-    assert {"key": "other", "title": "其他", "content": evil.content} in block(user, "sections")
+    assert ["other", "其他", evil.content] in block(user, "sections")
 
 
 # 5 ------------------------------------------------------------------------------------------------
@@ -370,8 +372,8 @@ def split_server(per_group: int = 1) -> Script:
                            "next_week": [{"text": "继续推进接口改造。", "sources": keys[-2:]}]})
         sections = block(user, "sections")
         return answer({
-            "reflections": [{"text": f"{s['title']}进展顺利。", "sources": [s["key"]]} for s in sections[:per_group]],
-            "next_week": [{"text": f"{s['title']}继续推进。", "sources": [s["key"]]} for s in sections[-per_group:]],
+            "reflections": [{"text": f"{title}进展顺利。", "sources": [key]} for key, title, _ in sections[:per_group]],
+            "next_week": [{"text": f"{title}继续推进。", "sources": [key]} for key, title, _ in sections[-per_group:]],
         })
 
     return reply
@@ -392,10 +394,10 @@ def test_a_200_section_report_is_split_and_merged_within_the_budget() -> None:
         system, user = messages(body)
         assert system == prompt.system
         assert estimate_prompt_tokens(system, user) <= budget
-    seen = [s["key"] for u in groups for s in block(u, "sections")]
+    seen = [s[0] for u in groups for s in block(u, "sections")]
     assert seen == [s.key for s in request.sections]  # every section once, in report order
-    cut = next(s for u in groups for s in block(u, "sections") if s["key"] == "s100")
-    assert cut["content"].endswith("…") and len(cut["content"]) < len(request.sections[100].content)
+    _, _, cut = next(s for u in groups for s in block(u, "sections") if s[0] == "s100")
+    assert cut.endswith("…") and len(cut) < len(request.sections[100].content)
     assert block(merges[0], "last_goals") == [
         {"text": "工作流5 接口改造。", "sources": ["s005"]}, {"text": "全部工作流压测。", "sources": []},
     ]
@@ -542,8 +544,8 @@ def test_a_part_with_nothing_kept_comes_from_the_rules_and_the_whole_is_kept_as_
     with FakeOpenAI(answer(reply)) as server:
         summary = summarizer(server.base_url, cache=cache).summarize(REQUEST)
 
-    assert summary.source == "llm" and list(cache.data) == ["partial:" + cache_key(REQUEST, "summary-zh-2", "test-model")]
-    assert cache.get(cache_key(REQUEST, "summary-zh-2", "test-model")) is None  # history, not a cache hit
+    assert summary.source == "llm" and list(cache.data) == ["partial:" + cache_key(REQUEST, "summary-zh-3", "test-model")]
+    assert cache.get(cache_key(REQUEST, "summary-zh-3", "test-model")) is None  # history, not a cache hit
     assert summary.next_week == [SummaryItem("招商银行直连上线准备。", ("settlement",)),
                                  SummaryItem("对账自动化上线（上期目标，延期）。", ("recon",))]
     assert summary.reflections == summarize_offline(REQUEST).reflections

@@ -99,6 +99,61 @@ def test_reimporting_the_same_report_does_not_double(make_app: Callable[..., App
     assert owner_lines(report.markdown) == owner_lines(W40.read_text(encoding="utf-8"))
 
 
+def test_the_progress_callback_hears_of_every_report_once_it_is_written(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    heard: list[tuple[int, int, str, list[str]]] = []
+
+    def progress(done: int, total: int, cycle: str) -> None:
+        heard.append((done, total, cycle, sorted(app.store.cycle_labels(team_key="clearing"))))
+
+    app.service.import_reports([str(W39), str(W40)], team=team, progress=progress)
+    assert heard == [(1, 2, "2024-W39", ["2024-W39"]), (2, 2, "2024-W40", ["2024-W39", "2024-W40"])]
+
+
+def test_reimporting_a_changed_report_revises_only_what_changed(make_app: Callable[..., App],
+                                                                tmp_path: Path) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    original = W40.read_text(encoding="utf-8").replace("- 【其他】", "- 【团队建设】")
+    path = tmp_path / "w40.md"
+    path.write_text(original, encoding="utf-8")
+    app.service.import_reports([str(path)], team=team)
+    path.write_text(original.replace("对账差错下降至3笔", "对账差错下降至4笔"), encoding="utf-8")
+    again = app.service.import_reports([str(path)], team=team)
+    assert (again.cycles, again.sections) == (["2024-W40"], 8)
+    cycle = app.store.find_cycle(team_key="clearing", label="2024-W40")
+    assert cycle is not None and cycle.imported and cycle.created_text == "2024年10月10日 18:05"
+    updates = {u.section_key: u for u in app.store.updates(cycle_id=cycle.id)}
+    assert len(updates) == 8 and {u.member_key for u in updates.values()} == {"(import)"}
+    recon = updates["reconciliation"]
+    assert recon.text.startswith("1. 对账差错下降至4笔（上周7笔）")
+    assert [(r.number, r.action, r.text[:12]) for r in app.store.revisions(update_id=recon.id)] == [
+        (1, "create", "1. 对账差错下降至3笔"), (2, "edit", "1. 对账差错下降至4笔")]
+    assert [r.action for r in app.store.revisions(update_id=updates["settlement"].id)] == ["create"]
+    report = app.service.report(team, "2024-W40")
+    assert [s.title for s in report.sections].count("团队建设") == 1  # the extra section, not doubled
+    assert report.summary_source == "imported"
+    assert len(app.store.summary_revisions(cycle_id=cycle.id)) == 1
+
+
+def test_a_section_written_twice_in_one_report_keeps_the_later_text_as_an_edit(
+        make_app: Callable[..., App], tmp_path: Path) -> None:
+    app = make_app()
+    team = app.service.team(None)
+    path = tmp_path / "w40.md"
+    path.write_text("# 2024-W40\n\n- 【清分对账】\n    1. 初稿。\n- 【支付网关】\n    1. 可用性99.99%。\n"
+                    "- 【清分对账】\n    1. 终稿。\n", encoding="utf-8")
+    result = app.service.import_reports([str(path)], team=team)
+    assert result.sections == 3
+    cycle = app.store.find_cycle(team_key="clearing", label="2024-W40")
+    assert cycle is not None
+    updates = {u.section_key: u for u in app.store.updates(cycle_id=cycle.id)}
+    assert sorted(updates) == ["gateway", "reconciliation"]
+    assert [(r.action, r.text) for r in app.store.revisions(update_id=updates["reconciliation"].id)] == [
+        ("create", "1. 初稿。"), ("edit", "1. 终稿。")]
+
+
 @pytest.mark.parametrize(("content", "expected"), [
     (b"", "the file is empty"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "a binary file, not a Markdown report"),

@@ -1,8 +1,10 @@
 """Slack through Bolt: DMs, `/weekly` and button presses become ChatBot calls; replies go out by the Web API.
 
-Every listener is a Bolt ack function plus a lazy one. The ack function does the quick, durable part
-before Slack gets its 200 (dedupe, store the answer, decide what to say); the lazy function runs after
-the ack and does everything slow: the summarizer, Web API calls, waiting out a 429.
+Every listener is a Bolt ack function that hands what is left to an after-function. The ack function does
+the quick, durable part before Slack gets its 200 (dedupe, store the answer, decide what to say); the
+after-function runs on a thread of the edge's own and does everything slow: the summarizer, Web API
+calls, waiting out a 429. (Bolt's lazy listeners would do the same, but copy the whole request for each
+and start one for every request, even when nothing is left to do.)
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from slack_bolt import App as BoltApp
-from slack_bolt import BoltContext, BoltRequest, BoltResponse
+from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.context.ack import Ack
 from slack_bolt.context.respond import Respond
@@ -34,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, report_error
 from bot.i18n import t
 from bot.notify import RateLimited, SendError
 from bot.platform import Context, Form, Incoming, chunks
@@ -45,7 +48,7 @@ logger = logging.getLogger(__name__)
 PLATFORM = "slack"
 ACTION_PREFIX = "weekly_"
 FORM_PREFIX = "weekly_form_"  # a modal's callback_id: weekly_form_<ChatBot form action>
-PENDING = "weekly_pending"  # the context key an ack function leaves its work under for the lazy one
+AFTER_THREADS = 10  # after-functions running at once (as many as Bolt's own listener executor)
 BLOCK_TEXT_LIMIT = 3000  # Block Kit: characters in one section's text
 MESSAGE_TEXT_LIMIT = 39000  # chat.postMessage truncates text past 40,000 characters
 MAX_BLOCKS = 50
@@ -445,7 +448,7 @@ class QuietRequestVerification(RequestVerification):
 # -- the edge --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pending:
-    """What an ack function leaves for its lazy function: replies still to send, slow work to run."""
+    """What an ack function leaves for its after-function: replies still to send, slow work to run."""
 
     user_id: str
     channel: str | None = None  # the DM the event came from; None for commands and buttons
@@ -477,10 +480,22 @@ class SlackEdge(ChatEdge):
         self.sender = SlackSender(client, self.directory)
         self.bolt = _bolt_app(client, signing_secret)
         self.verifier = signing_secret.encode() if signing_secret else None  # the HMAC key
-        self.bolt.event("message")(ack=self._on_message, lazy=[self._after_message])
-        self.bolt.command("/weekly")(ack=self._on_command, lazy=[self._after_command])
-        self.bolt.action(re.compile("^" + ACTION_PREFIX))(ack=self._on_action, lazy=[self._after_action])
-        self.bolt.view(re.compile("^" + FORM_PREFIX))(ack=self._on_form, lazy=[self._after_form])
+        self._after_pool = ThreadPoolExecutor(max_workers=AFTER_THREADS, thread_name_prefix="slack-after")
+        self.bolt.event("message")(self._on_message)
+        self.bolt.command("/weekly")(self._on_command)
+        self.bolt.action(re.compile("^" + ACTION_PREFIX))(self._on_action)
+        self.bolt.view(re.compile("^" + FORM_PREFIX))(self._on_form)
+
+    def _after(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(*args)` once the ack function returns, on one of the edge's after-ack threads."""
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception as e:  # each after-function guards its own deliveries; this is a last resort
+                report_error(f"{self.name}: work after the ack", e, logger)
+
+        self._after_pool.submit(run)
 
     # -- HTTP ---------------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -519,16 +534,15 @@ class SlackEdge(ChatEdge):
         return False
 
     # -- DMs -----------------------------------------------------------------------------------
-    def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+    def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         """Before the ack: recognise a redelivery, store the answer (or edit, or deletion), decide the replies."""
         dm = classify(event)
         if dm is None:
             return
         event_id = str(body.get("event_id") or "") or None
         outcome = self._apply(lambda: self._direct_message(dm, event_id))
-        if not (outcome.replies or outcome.later):
-            return
-        context[PENDING] = Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later)
+        if outcome.replies or outcome.later:
+            self._after(self._after_message, Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later))
 
     def _direct_message(self, dm: DirectMessage, event_id: str | None) -> Outcome:
         self.directory.recognise(dm.user)
@@ -536,15 +550,14 @@ class SlackEdge(ChatEdge):
         return self.chat.handle(Incoming(PLATFORM, dm.user, dm.kind, text, message_id=dm.message_id,
                                          event_id=event_id, ts=dm.changed), strict=True)
 
-    def _after_message(self, context: BoltContext) -> None:
+    def _after_message(self, pending: Pending) -> None:
         """After the ack: the replies, in the DM the message came from."""
-        pending: Pending | None = context.get(PENDING)
-        if pending is not None and pending.channel:
+        if pending.channel:
             channel = pending.channel
             self._deliver(Outcome(list(pending.replies), pending.later), lambda r: self.sender.post(channel, r))
 
     # -- /weekly -------------------------------------------------------------------------------
-    def _on_command(self, ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    def _on_command(self, ack: Ack, command: dict[str, Any]) -> None:
         """Ack at once with what can be said now (ephemeral); slow work and other recipients wait."""
         user = str(command.get("user_id") or "")
 
@@ -562,22 +575,25 @@ class SlackEdge(ChatEdge):
             ack(text=text, blocks=blocks or None)
         else:
             ack()
-        context[PENDING] = Pending(user, None, rest, outcome.later)
+        if rest or outcome.later:
+            self._after(self._after_command, Pending(user, None, rest, outcome.later), command)
 
-    def _after_command(self, context: BoltContext, respond: Respond, command: dict[str, Any]) -> None:
-        pending: Pending | None = context.get(PENDING)
+    def _after_command(self, pending: Pending, command: dict[str, Any]) -> None:
         trigger = str(command.get("trigger_id") or "")
         url = str(command.get("response_url") or "")
-        if pending is not None:
-            self._deliver(Outcome(list(pending.replies), pending.later),
-                          lambda r: self._respond(respond, pending.user_id, r, trigger=(trigger, url)))
+        respond = Respond(response_url=url) if url else None
+        self._deliver(Outcome(list(pending.replies), pending.later),
+                      lambda r: self._respond(respond, pending.user_id, r, trigger=(trigger, url)))
 
     # -- buttons -------------------------------------------------------------------------------
-    def _on_action(self, ack: Ack) -> None:
+    def _on_action(self, ack: Ack, body: dict[str, Any]) -> None:
         """Ack a button press at once: publishing compiles the report, which may take a while."""
         ack()
+        self._after(self._after_action, body)
 
-    def _after_action(self, body: dict[str, Any], respond: Respond) -> None:
+    def _after_action(self, body: dict[str, Any]) -> None:
+        url = str(body.get("response_url") or "")
+        respond = Respond(response_url=url) if url else None
         user = str((body.get("user") or {}).get("id") or "")
         pressed = (body.get("actions") or [{}])[0]
         action = action_of(str(pressed.get("action_id") or ""))
@@ -603,7 +619,7 @@ class SlackEdge(ChatEdge):
                 "blocks": blocks}
         self.client.views_open(trigger_id=trigger_id, view=view)
 
-    def _on_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    def _on_form(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """A submitted modal: an empty one is refused in place (response_action errors); otherwise stored before
         the ack, and the fresh preview follows it."""
         user = str((body.get("user") or {}).get("id") or "")
@@ -624,14 +640,12 @@ class SlackEdge(ChatEdge):
                                                                  value=str(meta.get("value") or ""),
                                                                  fields=tuple(sorted(fields.items())))))
         ack()
-        context[PENDING] = Pending(user, str(meta.get("response_url") or "") or None, tuple(outcome.replies),
-                                   outcome.later)
+        if outcome.replies or outcome.later:
+            self._after(self._after_form, Pending(user, str(meta.get("response_url") or "") or None,
+                                                  tuple(outcome.replies), outcome.later))
 
-    def _after_form(self, context: BoltContext) -> None:
+    def _after_form(self, pending: Pending) -> None:
         """After the ack: the new preview replaces the old one (its response_url), else goes to the DM."""
-        pending: Pending | None = context.get(PENDING)
-        if pending is None:
-            return
         url = pending.channel
         respond = Respond(response_url=url) if url else None
         user = pending.user_id
@@ -645,10 +659,11 @@ class SlackEdge(ChatEdge):
         self._deliver(Outcome(list(pending.replies), pending.later), here)
 
     # -- shared --------------------------------------------------------------------------------
-    def _respond(self, respond: Respond, user_id: str, reply: Reply, *, replace: bool = False,
+    def _respond(self, respond: Respond | None, user_id: str, reply: Reply, *, replace: bool = False,
                  trigger: tuple[str, str] = ("", "")) -> None:
-        """Answer whoever typed or pressed, through response_url; a file (or a failed answer) goes to their DM;
-        a form opens as a modal (with the trigger of the press or command that asked for it)."""
+        """Answer whoever typed or pressed, through response_url; a file (or a failed answer, or no
+        response_url) goes to their DM; a form opens as a modal (with the trigger of the press or command
+        that asked for it)."""
         if reply.form is not None and trigger[0]:
             try:
                 self._open_form(trigger[0], reply.form, trigger[1])
@@ -658,7 +673,8 @@ class SlackEdge(ChatEdge):
         if reply.text.strip() or reply.buttons:
             try:
                 kind: dict[str, Any] = {"replace_original": True} if replace else {"response_type": "ephemeral"}
-                ok = respond(text=fallback_text(reply.text), blocks=blocks_for(reply), **kind).status_code == 200
+                ok = respond is not None and respond(
+                    text=fallback_text(reply.text), blocks=blocks_for(reply), **kind).status_code == 200
             except (SlackClientError, OSError) as e:
                 logger.warning("Slack: response_url failed (%s); sending to the DM instead", describe(e))
                 ok = False
