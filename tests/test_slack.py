@@ -779,11 +779,17 @@ MALFORMED = [
     b'{"type": "event_callback", "event": {"type": "message", "channel_type": "im", "user": "U0ZHANG001", '
     b'"text": {"a": 1}, "ts": "1.1", "channel": "D1"}}',
     b"[1, 2, 3]",
+    b'{"type": "event_callback", "authorizations": [{"team_id": "T1", "enterprise": 5}], '
+    b'"event": {"type": "message"}}',
 ]
 FORMS = [
     b"payload=%7Bgarbage",
     b"payload=" + urlencode_bytes({"type": "block_actions", "user": {"id": "U0WANG0001"}, "actions": []}),
     b"payload=" + urlencode_bytes({"type": "block_actions", "user": "U0WANG0001", "actions": [{}]}),
+    # found by hypothesis: Bolt's context building raised TypeError on a user that is neither id nor object
+    b"payload=" + urlencode_bytes({"type": "block_actions", "user": False, "actions": [{}]}),
+    b"payload=" + urlencode_bytes({"type": "message_action", "message": {"user": True}}),
+    b"payload=" + urlencode_bytes({"type": "view_submission", "response_urls": [7]}),
     b"nothing=here",
 ]
 

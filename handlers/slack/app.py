@@ -180,6 +180,9 @@ def malformed(body: bytes, content_type: str) -> str | None:
                                strings=("id", "team_id", "enterprise_id", "private_metadata", "callback_id"))
             if why:
                 return f"payload.{part}.{why}"
+        why = _unsafe_for_bolt(payload)
+        if why:
+            return f"payload.{why}"
         actions = payload.get("actions")
         if payload.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
@@ -208,6 +211,33 @@ def malformed(body: bytes, content_type: str) -> str | None:
         for key in ("message", "previous_message"):
             if key in event and not isinstance(event[key], dict | None):
                 return f"event.{key} is not an object"
+    return _unsafe_for_bolt(data)
+
+
+_IDS = ("user", "team", "channel", "enterprise")  # Bolt reads each as a string id or an object with an "id"
+_NESTED = ("event", "message", "previous_message", "item", "assistant_thread")  # where Bolt looks for them too
+
+
+def _unsafe_for_bolt(obj: dict[str, Any], depth: int = 0) -> str | None:
+    """A value of a type Bolt's context building (slack_bolt.request.internals) cannot take — it raises
+    TypeError on, say, `"user": true` in a payload's message — or None."""
+    for key in _IDS:
+        if not isinstance(obj.get(key), str | dict | None):
+            return f"{key} is neither a string nor an object"
+    for key in ("authorizations", "response_urls"):
+        value = obj.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+            return f"{key} is not a list of objects"
+    if obj.get("is_ext_shared_channel") is True and obj.get("type") == "event_callback" \
+            and not isinstance(obj.get("event"), dict):
+        return "event is not an object"
+    if depth < 3:
+        auths = obj.get("authorizations") or []
+        for key, inner in [*((k, obj.get(k)) for k in _NESTED), *(("authorizations[0]", a) for a in auths[:1])]:
+            if isinstance(inner, dict):
+                why = _unsafe_for_bolt(inner, depth + 1)
+                if why:
+                    return f"{key}.{why}"
     return None
 
 
