@@ -6,6 +6,7 @@ no traceback in the log."""
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from tests.test_feishu import Feishu, envelope, fake, feishu, team_file  # noqa:
 from tests.test_fuzz_slack import json_values
 
 pytestmark = sqlite_only
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("WEEKLY_FUZZ_EXAMPLES", "50")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EVENT_TYPES = ["im.message.receive_v1", "im.message.recalled_v1", "card.action.trigger", "something.else_v1"]
 MESSAGE_KEYS = ["message_id", "chat_id", "chat_type", "message_type", "content", "mentions", "create_time"]
 events = st.fixed_dictionaries({}, optional={

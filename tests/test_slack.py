@@ -790,6 +790,7 @@ FORMS = [
     b"payload=" + urlencode_bytes({"type": "block_actions", "user": False, "actions": [{}]}),
     b"payload=" + urlencode_bytes({"type": "message_action", "message": {"user": True}}),
     b"payload=" + urlencode_bytes({"type": "view_submission", "response_urls": [7]}),
+    b"payload=" + urlencode_bytes({"type": "block_actions", "user": {"id": "U0WANG0001"}, "actions": [{"v": 1}]}),
     b"nothing=here",
 ]
 
