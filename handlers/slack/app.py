@@ -187,7 +187,7 @@ def malformed(body: bytes, content_type: str) -> str | None:
         if payload.get("type") == "block_actions" and not (
                 isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
             return "block_actions without actions"
-        if payload.get("type") == "block_actions" and not isinstance(actions[0].get("action_id"), str):
+        if payload.get("type") == "block_actions" and not isinstance((actions or [{}])[0].get("action_id"), str):
             return "block_actions whose first action has no action_id"  # Bolt's matcher indexes it
         return None
     try:
