@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from slack_sdk import WebClient  # noqa: E402
 
+from bench.teams import team_yaml  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.fanout import SENDERS  # noqa: E402
 from bot.tick import tick  # noqa: E402
@@ -39,24 +40,6 @@ OPENS = datetime(2024, 10, 14, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # Monda
 
 def user(i: int) -> str:
     return f"U0FAN{i:05d}"
-
-
-def team_yaml(owners: int) -> str:
-    """A weekly team of `owners` owners, one section each, every one with a Slack id."""
-    people = "\n".join(f"  m{i}: {{name: 成员{i}, slack: {user(i)}}}" for i in range(owners))
-    secs = "\n".join(f"      - {{key: s{i}, title: 部分{i}, owners: [m{i}]}}" for i in range(owners))
-    return f"""timezone: Asia/Shanghai
-language: zh
-members:
-{people}
-teams:
-  - key: fanout
-    title: 扇出周报
-    leads: [m0]
-    schedule: {{open: mon 10:00, deadline: thu 18:00}}
-    sections:
-{secs}
-"""
 
 
 def delivered(fake: FakeSlackApi) -> Counter[str]:
@@ -110,7 +93,7 @@ def run(label: str, db_url: str, workdir: Path, floor_s: float) -> None:
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     try:
-        (tmp / "team.yaml").write_text(team_yaml(OWNERS), encoding="utf-8")
+        (tmp / "team.yaml").write_text(team_yaml(OWNERS, key="fanout", title="扇出周报", slack=user), encoding="utf-8")
         floor_s = floor()
         run("sqlite", f"sqlite:///{tmp}/fanout.db", tmp, floor_s)
         pg = os.environ.get("WEEKLY_TEST_POSTGRES_URL")

@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.teams import team_yaml  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.parse import parse_report  # noqa: E402
 from bot.wiring import build_app  # noqa: E402
@@ -24,24 +25,6 @@ CYCLES = 52
 SECTIONS = 300
 IMPORT_TARGET_S = 10.0
 REPORT_TARGET_MS = 200.0
-
-
-def team_yaml(sections: int) -> str:
-    """A team of `sections` sections, one owner each, weekly cycles without holidays."""
-    members = "\n".join(f"  m{i}: {{name: Member {i}}}" for i in range(sections))
-    secs = "\n".join(f"      - {{key: s{i}, title: 部分{i}, owners: [m{i}]}}" for i in range(sections))
-    return f"""timezone: Asia/Shanghai
-language: zh
-members:
-{members}
-teams:
-  - key: history
-    title: 历史周报
-    leads: [m0]
-    schedule: {{open: mon 10:00, deadline: thu 18:00}}
-    sections:
-{secs}
-"""
 
 
 def report_md(week: date, n: int, sections: int) -> str:
@@ -113,7 +96,7 @@ def run(db_url: str, label: str, workdir: Path, paths: list[str], floor_s: float
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     try:
-        (tmp / "team.yaml").write_text(team_yaml(SECTIONS), encoding="utf-8")
+        (tmp / "team.yaml").write_text(team_yaml(SECTIONS, key="history", title="历史周报", name="Member {i}"), encoding="utf-8")
         paths = write_reports(tmp, CYCLES, SECTIONS)
         started = time.perf_counter()
         for path in paths:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.teams import team_yaml  # noqa: E402
 from bot.chat import Reply  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.model import SectionText, SummaryRequest  # noqa: E402
@@ -27,24 +28,6 @@ from bot.wiring import build_app  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 SECTIONS = 40
-
-
-def team_yaml(sections: int) -> str:
-    members = "\n".join(f"  m{i}: {{name: Member {i}}}" for i in range(sections))
-    secs = "\n".join(
-        f"      - {{key: s{i}, title: 部分{i}, owners: [m{i}]}}" for i in range(sections))
-    return f"""timezone: Asia/Shanghai
-language: zh
-members:
-{members}
-teams:
-  - key: bench
-    title: 基准周报
-    leads: [m0]
-    schedule: {{open: mon 10:00, deadline: thu 18:00, holidays: CN}}
-    sections:
-{secs}
-"""
 
 
 class Sink:
@@ -77,7 +60,7 @@ def fmt(samples: list[float]) -> str:
 
 def run(db_url: str, label: str, workdir: Path) -> None:
     team = workdir / "team.yaml"
-    team.write_text(team_yaml(SECTIONS), encoding="utf-8")
+    team.write_text(team_yaml(SECTIONS, name="Member {i}", holidays="CN"), encoding="utf-8")
     now = [datetime(2024, 10, 14, 10, 0, tzinfo=TZ)]
     app = build_app(settings=Settings(weekly_config=str(team), database_url=db_url), clock=lambda: now[0])
     svc = app.service
@@ -117,21 +100,10 @@ def main() -> None:
         run(f"sqlite:///{tmp}/bench.db", "sqlite", Path(tmp))
     pg = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
     if pg:
-        from sqlalchemy import create_engine, text
+        from bench.pg import pg_schema
 
-        from storage.db import normalize_url, upgrade
-
-        admin = create_engine(normalize_url(pg))
-        with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench"))
-        url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3Dbench"
-        from storage.db import make_engine
-
-        upgrade(make_engine(url))
-        with tempfile.TemporaryDirectory() as tmp:
+        with pg_schema(pg, "bench") as url, tempfile.TemporaryDirectory() as tmp:
             run(url, "postgresql", Path(tmp))
-        with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA bench CASCADE"))
     # issue 13's targets, each beside a floor measured in the same run (each script also runs alone)
     import runpy
 

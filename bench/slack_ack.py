@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.teams import team_yaml  # noqa: E402
 from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -41,24 +42,6 @@ TIMEOUT_S = 10.0  # the client gives up on a request after this (Slack itself wa
 SLACK_LIMIT_S = 3.0
 AT = "2024-10-15T10:00:00"  # the bench team's cycle 2024-W42 is open (Shanghai time)
 TARGETS = {32: (250.0, 1.5), 128: (1000.0, None)}  # concurrency: (p99 below, p50 at most × the floor's)
-
-
-def team_yaml(members: int) -> str:
-    """A weekly team of `members` owners, one section each, with Slack ids."""
-    people = "\n".join(f"  m{i}: {{name: 成员{i}, slack: U0BENCH{i:04d}}}" for i in range(members))
-    secs = "\n".join(f"      - {{key: s{i}, title: 部分{i}, owners: [m{i}]}}" for i in range(members))
-    return f"""timezone: Asia/Shanghai
-language: zh
-members:
-{people}
-teams:
-  - key: bench
-    title: 基准周报
-    leads: [m0]
-    schedule: {{open: mon 10:00, deadline: thu 18:00}}
-    sections:
-{secs}
-"""
 
 
 # -- the requests ----------------------------------------------------------------------------
@@ -272,7 +255,7 @@ def main() -> None:
     print(f"[ack] {REQUESTS} signed requests a run, half DMs (stored before the 200), half /weekly help; "
           f"{os.cpu_count()} cores; servers in their own processes")
     try:
-        (tmp / "team.yaml").write_text(team_yaml(MEMBERS), encoding="utf-8")
+        (tmp / "team.yaml").write_text(team_yaml(MEMBERS, slack=lambda i: f"U0BENCH{i:04d}"), encoding="utf-8")
         with FakeSlackApi() as fake, ExitStack() as stack:
             servers = [stack.enter_context(serving("floor", "floor", tmp, fake.api_url))]
             servers.append(stack.enter_context(serving("sqlite", "weekly", tmp, fake.api_url,

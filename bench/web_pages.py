@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -26,16 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from bench.pg import pg_schema  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.model import Summary, SummaryItem  # noqa: E402
 from bot.weblinks import WebSignIn  # noqa: E402
 from bot.wiring import build_app  # noqa: E402
 from handlers.web import create_web_app  # noqa: E402
-from storage.db import make_engine, normalize_url, upgrade  # noqa: E402
 from tests.serving import running  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -96,76 +95,66 @@ def get(host: str, path: str, cookie: str) -> tuple[float, int, int]:
 def main() -> None:
     pg = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
     tmp = Path(tempfile.mkdtemp())
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = None
     try:
         team_yaml(tmp / "team.yaml")
-        if pg:
-            admin = create_engine(normalize_url(pg))
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
-            engine = make_engine(url)
-            upgrade(engine)
-            engine.dispose()
-        else:
-            url = f"sqlite:///{tmp / 'weekly.db'}"
-        first = datetime(2023, 10, 2, tzinfo=TZ)  # Monday of 2023-W40
-        now = first + timedelta(weeks=CYCLES - 1, days=2)  # Wednesday of the 52nd week: it is open
-        app = build_app(settings=Settings(weekly_config=str(tmp / "team.yaml"), database_url=url),
-                        clock=lambda: now)
-        started = time.perf_counter()
-        fill(app, first)
-        filled = time.perf_counter() - started
-        web = create_web_app(app)
-        web.router.routes.append(Route("/floor", lambda request: PlainTextResponse("ok")))
-        with running(web) as base:  # the same uvicorn-on-port-0 the tests serve through
-            host = base.removeprefix("http://")
-            link = urlsplit(WebSignIn(app.service).issue("lead"))
-            conn = http.client.HTTPConnection(host)
-            conn.request("GET", f"{link.path}?{link.query}")
-            resp = conn.getresponse()
-            resp.read()
-            cookie = resp.getheader("set-cookie", "").split(";")[0]
-            assert resp.status == 303 and cookie, "sign-in failed"
-            labels = [c.label for c in app.service.timeline(app.service.team("big")).between(first.date(), now.date())]
-            pages = [
-                ("floor: a trivial route", "/floor"),
-                ("home: 52 cycles", "/web/"),
-                ("a closed cycle: report + 40 sections' history", f"/web/cycle/{quote(labels[25], safe='')}"),
-                ("the open cycle", f"/web/cycle/{quote(labels[-1], safe='')}"),
-                ("participation: 40 × 52 + chart", "/web/participation"),
-                ("participation CSV", "/web/participation.csv"),
-                ("search '联调' (200 newest of 2080)", "/web/search?q=%E8%81%94%E8%B0%83"),
-                ("a cycle's Markdown", f"/web/cycle/{quote(labels[25], safe='')}/report.md"),
-            ]
-            db = "postgresql" if pg else "sqlite"
-            print(f"weekly-bot web view — {CYCLES} cycles × {SECTIONS} sections ({CYCLES * SECTIONS} answers, "
-                  f"{CYCLES * len(range(0, SECTIONS, 3)) * 2} edits) on {db}, filled in {filled:.1f} s; Python "
-                  f"{sys.version.split()[0]}, {os.cpu_count()} cores; n={N} each, after 2 warm-ups")
-            worst = 0.0
-            for name, path in pages:
-                for _ in range(2):
-                    get(host, path, cookie)
-                samples = []
-                for _ in range(N):
-                    took, status, size = get(host, path, cookie)
-                    assert status == 200, (path, status)
-                    samples.append(took)
-                samples.sort()
-                p95 = samples[int(len(samples) * 0.95) - 1]
-                if path != "/floor":
-                    worst = max(worst, p95)
-                print(f"[{db}] {name:<48} median {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
-                      f"max {samples[-1]:7.2f} ms   {size // 1024:5d} KiB")
-            print(f"slowest page p95 {worst:.1f} ms: {'under' if worst < LIMIT_MS else 'OVER'} the {LIMIT_MS:.0f} ms bar")
-        app.store.engine.dispose()
+        with pg_schema(pg, "bench_web") if pg else nullcontext(f"sqlite:///{tmp / 'weekly.db'}") as url:
+            measure(url, pg, tmp)
     finally:
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(url: str, pg: str | None, tmp: Path) -> None:
+    """Fill a year of history into the database at `url`, then time each page through real HTTP."""
+    first = datetime(2023, 10, 2, tzinfo=TZ)  # Monday of 2023-W40
+    now = first + timedelta(weeks=CYCLES - 1, days=2)  # Wednesday of the 52nd week: it is open
+    app = build_app(settings=Settings(weekly_config=str(tmp / "team.yaml"), database_url=url),
+                    clock=lambda: now)
+    started = time.perf_counter()
+    fill(app, first)
+    filled = time.perf_counter() - started
+    web = create_web_app(app)
+    web.router.routes.append(Route("/floor", lambda request: PlainTextResponse("ok")))
+    with running(web) as base:  # the same uvicorn-on-port-0 the tests serve through
+        host = base.removeprefix("http://")
+        link = urlsplit(WebSignIn(app.service).issue("lead"))
+        conn = http.client.HTTPConnection(host)
+        conn.request("GET", f"{link.path}?{link.query}")
+        resp = conn.getresponse()
+        resp.read()
+        cookie = resp.getheader("set-cookie", "").split(";")[0]
+        assert resp.status == 303 and cookie, "sign-in failed"
+        labels = [c.label for c in app.service.timeline(app.service.team("big")).between(first.date(), now.date())]
+        pages = [
+            ("floor: a trivial route", "/floor"),
+            ("home: 52 cycles", "/web/"),
+            ("a closed cycle: report + 40 sections' history", f"/web/cycle/{quote(labels[25], safe='')}"),
+            ("the open cycle", f"/web/cycle/{quote(labels[-1], safe='')}"),
+            ("participation: 40 × 52 + chart", "/web/participation"),
+            ("participation CSV", "/web/participation.csv"),
+            ("search '联调' (200 newest of 2080)", "/web/search?q=%E8%81%94%E8%B0%83"),
+            ("a cycle's Markdown", f"/web/cycle/{quote(labels[25], safe='')}/report.md"),
+        ]
+        db = "postgresql" if pg else "sqlite"
+        print(f"weekly-bot web view — {CYCLES} cycles × {SECTIONS} sections ({CYCLES * SECTIONS} answers, "
+              f"{CYCLES * len(range(0, SECTIONS, 3)) * 2} edits) on {db}, filled in {filled:.1f} s; Python "
+              f"{sys.version.split()[0]}, {os.cpu_count()} cores; n={N} each, after 2 warm-ups")
+        worst = 0.0
+        for name, path in pages:
+            for _ in range(2):
+                get(host, path, cookie)
+            samples = []
+            for _ in range(N):
+                took, status, size = get(host, path, cookie)
+                assert status == 200, (path, status)
+                samples.append(took)
+            samples.sort()
+            p95 = samples[int(len(samples) * 0.95) - 1]
+            if path != "/floor":
+                worst = max(worst, p95)
+            print(f"[{db}] {name:<48} median {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
+                  f"max {samples[-1]:7.2f} ms   {size // 1024:5d} KiB")
+        print(f"slowest page p95 {worst:.1f} ms: {'under' if worst < LIMIT_MS else 'OVER'} the {LIMIT_MS:.0f} ms bar")
+    app.store.engine.dispose()
 
 
 if __name__ == "__main__":
