@@ -115,33 +115,28 @@ class Store(WebRepo):
         self._q = _HotStatements(self._insert)
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _queued(self) -> Iterator[None]:
+        """This process's turn to write (SQLite: writers queue here rather than in SQLite's busy back-off)."""
         if self._writers is None:
-            with self._sessions.begin() as session:
-                yield session
+            yield
             return
         if not self._writers.acquire(timeout=LOCK_WAIT_MS / 1000):
             raise WriteQueueTimeout(f"no turn to write within {LOCK_WAIT_MS} ms")
         try:
-            with self._sessions.begin() as session:
-                yield session
+            yield
         finally:
             self._writers.release()
 
     @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._queued(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A writing transaction on a bare connection (Core statements only), queued like `_tx`."""
-        if self._writers is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        if not self._writers.acquire(timeout=LOCK_WAIT_MS / 1000):
-            raise WriteQueueTimeout(f"no turn to write within {LOCK_WAIT_MS} ms")
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        finally:
-            self._writers.release()
+        with self._queued(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
