@@ -211,6 +211,8 @@ class ChatBot:
                 return Outcome([Reply(self._user_error(member, e))])
             if member not in team.leads:
                 return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd=sub))])
+            if sub == "publish" and label is None:  # what the lead last saw, if it is of this cycle's time
+                label = self.service.previewed_cycle(team, member)
             try:  # a wrong cycle is said at once, not after "compiling…"
                 cycle_label = self.service.resolve_cycle(team, label).label
             except UserError as e:
@@ -390,11 +392,12 @@ class ChatBot:
             return Outcome([Reply(self._user_error(member, e))])
         if member not in team.leads:
             return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd="edit"))])
+        label = label or self.service.previewed_cycle(team, member)  # the report the lead last saw, if recent
         if not body.strip():
             def form() -> list[Reply]:
                 f = self.edit_form(team, label, lang)
                 shown = "\n".join(f"{x.label}:\n{x.initial or '-'}" for x in f.fields)
-                return [Reply(t(lang, "edit_console") + "\n" + shown, form=f)]
+                return [Reply(t(lang, "edit_console", cycle=f.value.split(":", 1)[1]) + "\n" + shown, form=f)]
 
             # compiling may draft the closing sections (an LLM call): never before the platform's answer
             return Outcome(later=lambda: self._guard(member, form))

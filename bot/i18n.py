@@ -120,8 +120,9 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "form_empty": {"zh": "两个部分不能都为空。", "en": "Both sections cannot be empty."},
     "edit_console": {
-        "zh": "发送 /weekly edit，换行后写两个部分（保留标题行 “## 收获与反思” 和 “# 下周工作及目标”）。当前内容：",
-        "en": "Send /weekly edit, then on the next lines the two sections (keep the heading lines "
+        "zh": "{cycle}：发送 /weekly edit，换行后写两个部分（保留标题行 “## 收获与反思” 和 “# 下周工作及目标”）。"
+              "当前内容：",
+        "en": "{cycle}: send /weekly edit, then on the next lines the two sections (keep the heading lines "
               "\"## Lessons and reflections\" and \"# Next week's work and goals\"). Now:",
     },
     "edit_saved": {"zh": "已保存你的修改。", "en": "Your edit is saved."},

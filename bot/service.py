@@ -781,6 +781,16 @@ class WeeklyService:
                     return team, rec.label
         return None
 
+    def previewed_cycle(self, team: Team, member: str) -> str | None:
+        """The cycle of the report `member` last previewed, when that was since the current cycle opened: what
+        `/weekly edit` and `/weekly publish` without a cycle act on (else the current cycle)."""
+        last = self.store.last_preview(team_key=team.key, member=member)
+        if last is None:
+            return None
+        label, made_at = last
+        current = self.timeline(team).cycle_at(self.now())
+        return label if current is None or made_at >= current.opens_at else None
+
     def latest_snapshot(self, team: Team, label: str | None) -> Snapshot | None:
         stored = self.stored_cycle(team, self.resolve_cycle(team, label))
         return self.store.latest_snapshot(cycle_id=stored.id) if stored else None

@@ -774,6 +774,16 @@ class Store(WebRepo):
             row = s.scalar(q.limit(1))
             return None if row is None else self._snapshot(row)
 
+    def last_preview(self, *, team_key: str, member: str) -> tuple[str, datetime] | None:
+        """The cycle label and time of the newest report `member` previewed in the team, if any."""
+        with self._read() as s:
+            row = s.execute(
+                select(CycleRow.label, SnapshotRow.made_at).join(CycleRow, CycleRow.id == SnapshotRow.cycle_id)
+                .join(TeamRow, TeamRow.id == CycleRow.team_id)
+                .where(TeamRow.key == team_key, SnapshotRow.made_by == member)
+                .order_by(SnapshotRow.made_at.desc(), SnapshotRow.id.desc()).limit(1)).first()
+            return None if row is None else (row[0], row[1])
+
     def mark_published(self, *, snapshot_id: int, at: datetime) -> None:
         with self._tx() as s:
             s.execute(update(SnapshotRow).where(SnapshotRow.id == snapshot_id).values(published_at=at))

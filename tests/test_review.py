@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from bot.cli import main
 from bot.wiring import App
-from tests.conftest import FixedClock, at, console, said
+from tests.conftest import EXAMPLES, FixedClock, at, console, said
 
 EDIT = ("/weekly edit\n## 收获与反思\n1. 差错要当天清零（来源：清分对账）\n"
         "# 下周工作及目标\n1. 差错自动归因上线，覆盖率90%（来源：清分对账）\n2. 没有来源的一条")
@@ -174,3 +174,30 @@ def test_after_only_a_draft_the_next_prompt_shows_no_plan(make_app: Callable[...
     prompt = _next_prompt(make_app, publish=False)
     assert prompt[0].startswith("  bot → 张伟 (DM): 张伟你好")
     assert not any("上周计划" in ln or "差错自动归因" in ln for ln in prompt)
+
+
+def test_edit_without_a_cycle_acts_on_the_report_the_lead_just_previewed(make_app: Callable[..., App]) -> None:
+    clock = FixedClock(at("2024-10-17 18:30"))  # 2024-W42 is the current cycle
+    app = make_app(clock)
+    team = app.service.team(None)
+    app.service.import_reports([str(EXAMPLES / "report-2024-W38-W39.md")], team=team)
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary 2024-W39")  # a past cycle, previewed now
+    said(out)
+    chat.handle("/weekly edit")
+    shown = said(out)
+    assert shown[0].startswith("  bot → 王芳: 2024-W38&W39：发送 /weekly edit")
+    assert "    节假日清算安排要提前两周和银行逐家确认。（来源：结算通道）" in shown  # that cycle's items
+    chat.handle(EDIT)
+    assert said(out)[0] == "  bot → 王芳: 已保存你的修改。"
+    assert app.service.report(team, "2024-W39").to_json()["summary_source"] == "edited"
+    assert app.service.report(team, "2024-W42", summarize=False).to_json()["summary_source"] == "none"
+    chat.handle("/weekly publish")  # the preview that followed the edit, of 2024-W38&W39
+    assert said(out)[0] == "  bot → #C0WEEKLY01: 支付清算中心周报 2024-W38&W39"
+    published = app.service.store.latest_snapshot(cycle_id=app.service.stored_cycle(
+        team, app.service.resolve_cycle(team, "2024-W39")).id, published=True)
+    assert published is not None and published.markdown.startswith("# 2024-W38&W39")
+
+    clock.now = at("2024-10-22 09:00")  # 2024-W43 has opened since that preview: the current cycle again
+    chat.handle("/weekly edit")
+    assert said(out)[0].startswith("  bot → 王芳: 2024-W43：发送 /weekly edit")
