@@ -396,12 +396,11 @@ class ChatBot:
         if not body.strip():
             def form() -> list[Reply]:
                 f = self.edit_form(team, label, lang)
-                shown = "\n".join(f"{x.label}:\n{x.initial or '-'}" for x in f.fields)
-                return [Reply(t(lang, "edit_console", cycle=f.value.split(":", 1)[1]) + "\n" + shown, form=f)]
+                return [Reply(t(lang, "edit_intro", cycle=f.value.split(":", 1)[1]), form=f)]
 
             # compiling may draft the closing sections (an LLM call): never before the platform's answer
             return Outcome(later=lambda: self._guard(member, form))
-        reflections, next_week = _two_parts(body)
+        reflections, next_week = two_parts(body)
         return Outcome(later=lambda: self._guard(member, lambda: self._save_edit(member, team, label, reflections,
                                                                                    next_week, lang)))
 
@@ -577,7 +576,7 @@ _HEADS = re.compile(r"^\s*#{1,3}\s*(收获与反思|lessons and reflections|下�
                     re.I | re.M)
 
 
-def _two_parts(body: str) -> tuple[str, str]:
+def two_parts(body: str) -> tuple[str, str]:
     """The text under the 收获与反思 heading and under the 下周工作及目标 heading."""
     parts = {"r": "", "n": ""}
     marks = list(_HEADS.finditer(body))

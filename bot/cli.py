@@ -326,6 +326,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         if line.strip():
             chat.handle(line.rstrip("\n"))
+    chat.finish()
     return 0
 
 
