@@ -150,16 +150,30 @@ def _kept_files(app, args: argparse.Namespace) -> list[str]:  # type: ignore[no-
     return [config] + ([db, f"{db}-wal", f"{db}-shm"] if db else [])
 
 
+def _check_output(output: str | None, *, protect: Sequence[str] = (), force: bool = False) -> None:
+    """Refuse an `-o` that cannot or must not be written, before any work (a draft, an LLM call) is done."""
+    if output is None:
+        return
+    target = Path(output)
+    if not output.strip():
+        raise ConfigError("-o: the file name is empty")
+    if target.is_dir():
+        raise ConfigError(f"{output}: is a directory; name a file (like {target / 'report.md'})")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{output}: no such directory {str(target.parent)!r}")
+    if not force:
+        if target.is_symlink():
+            raise ConfigError(f"{output}: is a symbolic link; not written (pass --force to write through it)")
+        for kept in protect:
+            if kept and target.exists() and Path(kept).exists() and target.resolve() == Path(kept).resolve():
+                raise ConfigError(f"{output}: is {kept}, which weekly-bot uses; not overwritten "
+                                  "(pass --force if that is really meant)")
+
+
 def _emit(text: str, output: str | None, *, protect: Sequence[str] = (), force: bool = False) -> None:
+    _check_output(output, protect=protect, force=force)
     if output:
         target = Path(output)
-        if not force:
-            if target.is_symlink():
-                raise ConfigError(f"{output}: is a symbolic link; not written (pass --force to write through it)")
-            for kept in protect:
-                if kept and target.exists() and Path(kept).exists() and target.resolve() == Path(kept).resolve():
-                    raise ConfigError(f"{output}: is {kept}, which weekly-bot uses; not overwritten "
-                                      "(pass --force if that is really meant)")
         try:
             target.write_text(text, encoding="utf-8")
         except OSError as e:
@@ -184,6 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     app = _app(args)
+    _check_output(args.output, protect=_kept_files(app, args), force=args.force)
     team = app.service.team(args.team)
     report = app.service.report(team, args.cycle, summarize=args.summarize)
     s = report.summary

@@ -184,6 +184,22 @@ def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Pa
     assert forced.returncode == 0 and team.read_text(encoding="utf-8").startswith("# ")
 
 
+def test_report_o_that_cannot_be_written_is_one_line_before_any_draft(tmp_path: Path) -> None:
+    """`-o` into a directory, a missing one, or an empty name: refused first, as one line — not after drafting
+    (and storing) the closing sections and printing the draft's notice."""
+    import sqlite3
+
+    (tmp_path / "out").mkdir()
+    for target, expected in ((str(tmp_path / "out"), f"weekly-bot: error: {tmp_path / 'out'}: is a directory; "
+                                                     f"name a file (like {tmp_path / 'out' / 'report.md'})\n"),
+                             ("nowhere/r.md", "weekly-bot: error: nowhere/r.md: no such directory 'nowhere'\n"),
+                             ("", "weekly-bot: error: -o: the file name is empty\n")):
+        done = cli(tmp_path, "report", "-o", target)
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", expected)
+    with sqlite3.connect(tmp_path / "weekly.db") as db:
+        assert db.execute("SELECT count(*) FROM summaries").fetchone() == (0,)  # nothing was drafted
+
+
 def test_import_reads_regular_files_only_and_not_without_end(tmp_path: Path) -> None:
     import os
 
