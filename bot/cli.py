@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP: POST /slack/events, POST /feishu/events and GET /healthz, "
                                          "plus the scheduler")
     _common(p)
-    p.add_argument("--port", type=int, help="the port to listen on (default: $PORT or 3000)")
+    p.add_argument("--port", type=_port, help="the port to listen on (default: $PORT or 3000)")
     p.add_argument("--no-scheduler", action="store_true",
                    help="start no scheduler (run `weekly-bot clock` in one process instead)")
 
@@ -141,6 +141,13 @@ def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bot.wiring import build_app
 
     return build_app(config=args.config, db=args.db)
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return int(text)
 
 
 def _kept_files(app, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]

@@ -154,10 +154,31 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
     (("db", "downgrade"),
      "weekly-bot: error: argument action: invalid choice: 'downgrade' (choose from 'upgrade') "
      "(see weekly-bot db --help)\n"),
+    (("serve", "--port", "99999"),
+     "weekly-bot: error: argument --port: '99999' is not a port (1 to 65535) (see weekly-bot serve --help)\n"),
 ])
 def test_usage_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     result = cli(tmp_path, *args)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_serve_on_a_port_in_use_or_out_of_range_is_one_line(tmp_path: Path) -> None:
+    """Not uvicorn's traceback (a port over 65535) nor its error after start-up (a port in use)."""
+    import socket
+
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = cli(tmp_path, "serve", "--port", str(port), "--no-scheduler")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert busy.stderr.splitlines()[-1] == f"weekly-bot: error: cannot listen on 0.0.0.0:{port} (Address already in use)"
+    env_port = subprocess.run([sys.executable, "-m", "bot", "serve"], capture_output=True, text=True, cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PORT": "70000",
+                                   "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml")}, timeout=60)
+    assert (env_port.returncode, env_port.stderr) == (
+        2, "weekly-bot: error: environment: PORT: Input should be less than or equal to 65535\n")
 
 
 def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Path) -> None:
