@@ -236,13 +236,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     team = app.service.team(args.team)
     if not targets(team):
         raise ConfigError(f"team {team.key} has no publish targets in the team file (publish:)")
+    senders = _senders(app)  # before compiling anything: without a platform nothing could be delivered
     snap = app.service.latest_snapshot(team, args.cycle)
     if snap is None:
         report = app.service.report(team, args.cycle)
         print(f"weekly-bot: {report.cycle} was never previewed in chat: publishing the report as "
               f"`weekly-bot report` shows it", file=sys.stderr)
         snap = app.service.snapshot(report, None)
-    result = publish(app.service, team, snap, None, _senders(app))
+    result = publish(app.service, team, snap, None, senders)
     for name in result.done:
         print(f"published to {name}")
     for name in result.already:

@@ -181,6 +181,17 @@ def test_serve_on_a_port_in_use_or_out_of_range_is_one_line(tmp_path: Path) -> N
         2, "weekly-bot: error: environment: PORT: Input should be less than or equal to 65535\n")
 
 
+def test_publish_without_a_platform_is_one_line_and_compiles_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    done = cli(tmp_path, "publish")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", "weekly-bot: error: no chat platform is configured (set SLACK_BOT_TOKEN, or FEISHU_APP_ID and "
+               "FEISHU_APP_SECRET): nothing could be delivered\n")
+    with sqlite3.connect(tmp_path / "weekly.db") as db:
+        assert db.execute("SELECT (SELECT count(*) FROM snapshots) + (SELECT count(*) FROM summaries)").fetchone() == (0,)
+
+
 def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Path) -> None:
     import shutil
 
