@@ -280,14 +280,15 @@ class ChatBot:
                 f"{team.title} {status.cycle.label}  opens {opens:%a %m-%d %H:%M}  deadline {deadline:%a %m-%d %H:%M}")
         lines = [head]
         for s in status.sections:
-            owners = "、".join(
-                names[o].name + (f"（{away_word}）" if o in status.away and s.state != "away" else "")
-                for o in s.owners) if s.owners else "-"
+            owners = join(lang, [
+                names[o].name + ((f"（{away_word}）" if lang == "zh" else f" ({away_word})")
+                                 if o in status.away and s.state != "away" else "")
+                for o in s.owners]) if s.owners else "-"
             state = states[s.state] + (f"，{late}" if lang == "zh" else f", {late}") * s.late
             lines.append(f"{marks[s.state]} {s.title} — {owners} ({state})")
         missing = [names[o].name for o in status.missing_owners]
         if missing:
-            lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + "、".join(missing))
+            lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + join(lang, missing))
         return "\n".join(lines)
 
     def _summary(self, team: Team, label: str | None, member: str | None = None, *, fresh: bool = False) -> list[Reply]:
@@ -396,12 +397,11 @@ class ChatBot:
         if not body.strip():
             def form() -> list[Reply]:
                 f = self.edit_form(team, label, lang)
-                shown = "\n".join(f"{x.label}:\n{x.initial or '-'}" for x in f.fields)
-                return [Reply(t(lang, "edit_console", cycle=f.value.split(":", 1)[1]) + "\n" + shown, form=f)]
+                return [Reply(t(lang, "edit_intro", cycle=f.value.split(":", 1)[1]), form=f)]
 
             # compiling may draft the closing sections (an LLM call): never before the platform's answer
             return Outcome(later=lambda: self._guard(member, form))
-        reflections, next_week = _two_parts(body)
+        reflections, next_week = two_parts(body)
         return Outcome(later=lambda: self._guard(member, lambda: self._save_edit(member, team, label, reflections,
                                                                                    next_week, lang)))
 
@@ -428,11 +428,11 @@ class ChatBot:
         tz = self.service.team_file.tz(team)
         out = []
         for owner in missing:
-            secs = "、".join(x.title for x in status.sections if x.state == "missing" and owner in x.owners)
+            secs = join(lang, [x.title for x in status.sections if x.state == "missing" and owner in x.owners])
             out.append(Reply(t(lang, "reminder", team=team.title, cycle=status.cycle.label,
                                deadline=f"{status.cycle.deadline.astimezone(tz):%m-%d %H:%M}", sections=secs),
                              to=owner))
-        out.append(Reply(t(lang, "reminded", n=len(missing), names="、".join(names[o].name for o in missing))))
+        out.append(Reply(t(lang, "reminded", n=len(missing), names=join(lang, [names[o].name for o in missing]))))
         return out
 
     def _show(self, member: str, lang: Lang) -> list[Reply]:
@@ -444,13 +444,13 @@ class ChatBot:
             if not parts:
                 out.append(Reply(t(lang, "draft_empty", cycle=cycle.label)))
                 continue
-            body = "\n".join(f"【{title}】\n{text}" for title, text in parts)
+            body = "\n".join((f"【{title}】" if lang == "zh" else f"[{title}]") + f"\n{text}" for title, text in parts)
             out.append(Reply(t(lang, "draft_head", cycle=cycle.label) + "\n" + body))
         return out
 
     def _skip(self, member: str, lang: Lang) -> list[Reply]:
         return [
-            Reply(t(lang, "skipped", cycle=cycle.label, sections="、".join(s.title for s in secs)))
+            Reply(t(lang, "skipped", cycle=cycle.label, sections=join(lang, [s.title for s in secs])))
             for _team, cycle, secs in self.service.skip(member)
         ]
 
@@ -462,13 +462,13 @@ class ChatBot:
             ranges = [(a, b, src) for a, b, src in self.service.away_ranges(member) if b >= today]
             if not ranges:
                 return [Reply(t(lang, "away_none"))]
-            return [Reply(t(lang, "away_list", days="；".join(_days(a, b) for a, b, _ in ranges)))]
+            return [Reply(t(lang, "away_list", days=("；" if lang == "zh" else "; ").join(_days(a, b) for a, b, _ in ranges)))]
         if args[0].lower() in ("off", "cancel", "取消") and len(args) == 1:
             n = self.service.clear_away(member)
             kept = [(a, b) for a, b, src in self.service.away_ranges(member) if src == "file" and b >= today]
             text = t(lang, "away_off", n=n)
             if kept:
-                text += t(lang, "away_file_kept", days="；".join(_days(a, b) for a, b in kept))
+                text += t(lang, "away_file_kept", days=("；" if lang == "zh" else "; ").join(_days(a, b) for a, b in kept))
             return [Reply(text)]
         if len(args) > 2:
             raise UserError("away_usage")
@@ -482,7 +482,7 @@ class ChatBot:
         cycles = list(dict.fromkeys(c.label for _t, c in self.service.set_away(member, first, last)))
         text = t(lang, "away_set", days=_days(first, last))
         if cycles:
-            shown = "、".join(cycles[:4]) + ("…" if len(cycles) > 4 else "")
+            shown = join(lang, cycles[:4]) + ("…" if len(cycles) > 4 else "")
             text += t(lang, "away_cycles", cycles=shown)
         return [Reply(text)]
 
@@ -555,29 +555,34 @@ class ChatBot:
         result = publish(self.service, team, snap, member, self.platforms())
         out: list[Reply] = []
         if result.done:
-            out.append(Reply(t(lang, "published", targets=names(result.done + result.links))))
+            out.append(Reply(t(lang, "published", targets=names(result.done + result.links, lang))))
         if result.already and not result.done:
-            out.append(Reply(t(lang, "already_published", targets=names(result.already))))
+            out.append(Reply(t(lang, "already_published", targets=names(result.already, lang))))
         if result.failed:
-            out.append(Reply(t(lang, "publish_failed", targets=names(result.failed))))
+            out.append(Reply(t(lang, "publish_failed", targets=names(result.failed, lang))))
         if result.unreachable:
-            out.append(Reply(t(lang, "publish_unreachable", targets=names(result.unreachable))))
+            out.append(Reply(t(lang, "publish_unreachable", targets=names(result.unreachable, lang))))
         if result.changed and result.done:
             out.append(Reply(t(lang, "publish_changed"),
                              buttons=(Button(t(lang, "btn_preview_again"), "summary", f"{team.key}:{result.cycle}"),)))
         return out
 
 
-def names(targets: Sequence[str]) -> str:
+def join(lang: Lang, items: Sequence[str]) -> str:
+    """A list as the team's language writes one: `a、b` or `a, b`."""
+    return ("、" if lang == "zh" else ", ").join(items)
+
+
+def names(targets: Sequence[str], lang: Lang = "zh") -> str:
     """Publish targets for people: `slack:C…` as `#C…`, documents by name or URL."""
-    return "、".join("#" + x.split(":", 1)[1] if ":" in x else x for x in targets)
+    return join(lang, ["#" + x.split(":", 1)[1] if ":" in x else x for x in targets])
 
 
 _HEADS = re.compile(r"^\s*#{1,3}\s*(收获与反思|lessons and reflections|下周工作及目标|next week's work and goals)\s*$",
                     re.I | re.M)
 
 
-def _two_parts(body: str) -> tuple[str, str]:
+def two_parts(body: str) -> tuple[str, str]:
     """The text under the 收获与反思 heading and under the 下周工作及目标 heading."""
     parts = {"r": "", "n": ""}
     marks = list(_HEADS.finditer(body))

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP: POST /slack/events, POST /feishu/events and GET /healthz, "
                                          "plus the scheduler")
     _common(p)
-    p.add_argument("--port", type=int, help="the port to listen on (default: $PORT or 3000)")
+    p.add_argument("--port", type=_port, help="the port to listen on (default: $PORT or 3000)")
     p.add_argument("--no-scheduler", action="store_true",
                    help="start no scheduler (run `weekly-bot clock` in one process instead)")
 
@@ -143,6 +143,13 @@ def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return build_app(config=args.config, db=args.db)
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return int(text)
+
+
 def _kept_files(app, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]
     """The files weekly-bot lives on, which `-o` must not overwrite by mistake."""
     config = args.config or app.settings.weekly_config
@@ -150,16 +157,30 @@ def _kept_files(app, args: argparse.Namespace) -> list[str]:  # type: ignore[no-
     return [config] + ([db, f"{db}-wal", f"{db}-shm"] if db else [])
 
 
+def _check_output(output: str | None, *, protect: Sequence[str] = (), force: bool = False) -> None:
+    """Refuse an `-o` that cannot or must not be written, before any work (a draft, an LLM call) is done."""
+    if output is None:
+        return
+    target = Path(output)
+    if not output.strip():
+        raise ConfigError("-o: the file name is empty")
+    if target.is_dir():
+        raise ConfigError(f"{output}: is a directory; name a file (like {target / 'report.md'})")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{output}: no such directory {str(target.parent)!r}")
+    if not force:
+        if target.is_symlink():
+            raise ConfigError(f"{output}: is a symbolic link; not written (pass --force to write through it)")
+        for kept in protect:
+            if kept and target.exists() and Path(kept).exists() and target.resolve() == Path(kept).resolve():
+                raise ConfigError(f"{output}: is {kept}, which weekly-bot uses; not overwritten "
+                                  "(pass --force if that is really meant)")
+
+
 def _emit(text: str, output: str | None, *, protect: Sequence[str] = (), force: bool = False) -> None:
+    _check_output(output, protect=protect, force=force)
     if output:
         target = Path(output)
-        if not force:
-            if target.is_symlink():
-                raise ConfigError(f"{output}: is a symbolic link; not written (pass --force to write through it)")
-            for kept in protect:
-                if kept and target.exists() and Path(kept).exists() and target.resolve() == Path(kept).resolve():
-                    raise ConfigError(f"{output}: is {kept}, which weekly-bot uses; not overwritten "
-                                      "(pass --force if that is really meant)")
         try:
             target.write_text(text, encoding="utf-8")
         except OSError as e:
@@ -184,6 +205,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     app = _app(args)
+    _check_output(args.output, protect=_kept_files(app, args), force=args.force)
     team = app.service.team(args.team)
     report = app.service.report(team, args.cycle, summarize=args.summarize)
     s = report.summary
@@ -214,13 +236,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     team = app.service.team(args.team)
     if not targets(team):
         raise ConfigError(f"team {team.key} has no publish targets in the team file (publish:)")
+    senders = _senders(app)  # before compiling anything: without a platform nothing could be delivered
     snap = app.service.latest_snapshot(team, args.cycle)
     if snap is None:
         report = app.service.report(team, args.cycle)
         print(f"weekly-bot: {report.cycle} was never previewed in chat: publishing the report as "
               f"`weekly-bot report` shows it", file=sys.stderr)
         snap = app.service.snapshot(report, None)
-    result = publish(app.service, team, snap, None, _senders(app))
+    result = publish(app.service, team, snap, None, senders)
     for name in result.done:
         print(f"published to {name}")
     for name in result.already:
@@ -326,6 +349,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     for line in sys.stdin:
         if line.strip():
             chat.handle(line.rstrip("\n"))
+    chat.finish()
     return 0
 
 

@@ -461,7 +461,7 @@ class Settings(BaseSettings):
     weekly_llm_model: str = "gpt-4o-mini"
     weekly_llm_timeout: float = 60.0
     weekly_llm_max_input_tokens: int = 24000
-    port: int = 3000
+    port: int = Field(default=3000, ge=1, le=65535)
     weekly_public_url: str | None = None  # the web view's address in sign-in links (default http://localhost:$PORT)
     weekly_web_secret: str | None = None  # signs web sessions; else one is made once and kept in the database
 

@@ -119,11 +119,13 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "One item per line, ending with (sources: Title, …).",
     },
     "form_empty": {"zh": "两个部分不能都为空。", "en": "Both sections cannot be empty."},
-    "edit_console": {
-        "zh": "{cycle}：发送 /weekly edit，换行后写两个部分（保留标题行 “## 收获与反思” 和 “# 下周工作及目标”）。"
-              "当前内容：",
-        "en": "{cycle}: send /weekly edit, then on the next lines the two sections (keep the heading lines "
-              "\"## Lessons and reflections\" and \"# Next week's work and goals\"). Now:",
+    "edit_intro": {
+        "zh": "{cycle}：编辑收获与反思、下周工作及目标，每行一条，以（来源：标题、…）结尾。",
+        "en": "{cycle}: edit the lessons and next week's goals, one item per line ending with (sources: Title, …).",
+    },
+    "form_console": {
+        "zh": "（在下面逐行写，保留两个标题行；单独一行“.”保存，/cancel 放弃。当前内容：）",
+        "en": "(type it below, keeping the two heading lines; a line with only '.' saves it, /cancel drops it. Now:)",
     },
     "edit_saved": {"zh": "已保存你的修改。", "en": "Your edit is saved."},
     "bad_cycle": {

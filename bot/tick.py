@@ -289,7 +289,8 @@ class Composer:
             for key in due.sections:
                 sec = self.sections.get(key)
                 owners = sep.join(self.members[o].name for o in (sec.owners if sec else ()) if o not in self.skipped)
-                parts.append(f"【{self.sections[key].title}】({owners})")
+                title = self.sections[key].title
+                parts.append(f"【{title}】({owners})" if lang == "zh" else f"[{title}] ({owners})")
             return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
         if due.kind == "reminder":
             return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=self.deadline,

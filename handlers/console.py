@@ -1,7 +1,9 @@
 """The terminal as a chat platform: the same ChatBot the Slack and Feishu edges drive, no tokens.
 
-Buttons show as numbered choices (type the number); `/as KEY` changes who is speaking,
-`/edit N text` and `/delete N` edit or delete your N-th message, as Slack and Feishu would.
+Buttons show as numbered choices (type the number; like a message's buttons on Slack, they stay until
+the bot shows new ones); a form (the lead's Edit) is printed prefilled and filled in on the lines that
+follow, up to a line with only `.`; `/as KEY` changes who is speaking, `/edit N text` and `/delete N`
+edit or delete your N-th message, as Slack and Feishu would.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import uuid
 from collections.abc import Iterable
 from typing import TextIO
 
-from bot.chat import Button, ChatBot, Outcome, Reply, command_text
-from bot.platform import EventKind, Incoming
+from bot.chat import Button, ChatBot, Outcome, Reply, command_text, two_parts
+from bot.i18n import t
+from bot.platform import EventKind, Form, Incoming
 
 
 class ConsoleChat:
@@ -26,6 +29,7 @@ class ConsoleChat:
         self._counter = 0
         self._session = uuid.uuid4().hex[:12]  # message ids stay unique across chat sessions on one database
         self._buttons: list[Button] = []
+        self._form: tuple[Form, str, list[str]] | None = None  # the open form, whose it is, the lines typed
         self._mine: dict[str, list[str]] = {}
         if not list(bot.platforms()):  # published reports are printed here too
             bot.platforms = lambda: (ConsoleSender(self),)
@@ -53,7 +57,46 @@ class ConsoleChat:
                 self._buttons = list(r.buttons)
                 choices = "  ".join(f"[{i}] {b.label}" for i, b in enumerate(r.buttons, 1))
                 self.out.write(f"    {choices}\n")
+            if r.form and target == self.member:
+                self._open(r.form)
         self.out.flush()
+
+    def _open(self, form: Form) -> None:
+        """A form as the text to type: each field under its heading, prefilled; the lines that follow fill it."""
+        self._form = (form, self.member, [])
+        self.out.write(f"    {t(self.bot.lang(self.member), 'form_console')}\n")
+        for i, f in enumerate(form.fields):
+            if i:
+                self.out.write("\n")
+            self.out.write(f"    {'##' if i == 0 else '#'} {f.label}\n")
+            self.out.writelines(f"    {line}\n" for line in f.initial.splitlines() if line.strip())
+
+    def _fill(self, line: str) -> None:
+        """A line typed into the open form: `.` submits it, `/cancel` drops it, a command closes it and runs,
+        anything else is its text."""
+        assert self._form is not None
+        form, member, lines = self._form
+        if line.strip() == "/cancel":
+            self._form = None
+            self.out.write("  (the form was closed; nothing was saved)\n")
+        elif command_text(line) is not None:
+            self._form = None
+            self.handle(line)
+        elif line.strip() == ".":
+            self._form = None
+            first, second = two_parts("\n".join(lines))
+            names = [f.name for f in form.fields]
+            self._run(self.bot.handle(Incoming(self.platform, member, "form", action=form.action, value=form.value,
+                                               fields=tuple(zip(names, (first, second), strict=False)))))
+        else:
+            lines.append(line)
+
+    def finish(self) -> None:
+        """The input ended: say so if a form was left unsaved."""
+        if self._form is not None:
+            self._form = None
+            self.out.write("  (the form was not saved: end it with a line holding only '.')\n")
+            self.out.flush()
 
     def say(self, text: str) -> None:
         """One line (or block) typed by the current member."""
@@ -62,10 +105,12 @@ class ConsoleChat:
         self.handle(text)
 
     def handle(self, text: str) -> None:
+        if self._form is not None:
+            self._fill(text)
+            return
         stripped = text.strip()
         if stripped.isdigit() and self._buttons and 1 <= int(stripped) <= len(self._buttons):
             button = self._buttons[int(stripped) - 1]
-            self._buttons = []
             self._run(self.bot.handle(Incoming(self.platform, self.member, "action", action=button.action,
                                                value=button.value)))
             return
@@ -73,6 +118,7 @@ class ConsoleChat:
             key = stripped[4:].strip()
             if key in self.bot.service.team_file.members:
                 self.member = key
+                self._buttons = []  # what the last person was shown is not theirs to press
                 self.out.write(f"  (now speaking as {self.name(key)})\n")
             else:
                 self.out.write(f"  (no member {key!r}; members: {', '.join(self.bot.service.team_file.members)})\n")

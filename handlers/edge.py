@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
+from starlette.requests import ClientDisconnect
 
 from bot.chat import Outcome, Reply
 from bot.errors import report_error
@@ -214,6 +215,10 @@ class TooLarge(Exception):
     """A request body over MAX_BODY_BYTES (413)."""
 
 
+class HungUp(Exception):
+    """The client went away before its body was read: nobody to answer, nothing to log but a line."""
+
+
 async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
     """A Starlette request's body, read no further than `limit` bytes: a declared or actual excess raises
     TooLarge, so one client's 10 MB body never sits in memory."""
@@ -222,11 +227,14 @@ async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
         raise TooLarge(declared)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(str(size))
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(str(size))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise HungUp(f"after {size} bytes") from None
     return b"".join(chunks)
 
 

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.platform import Context, WebEdge
 from handlers import registry
 from handlers.webview import web_routes
@@ -71,9 +72,18 @@ class _NoTokens(logging.Filter):
 
 def run_server(web_app: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
     """Serve until interrupted (uvicorn; several processes may run behind a load balancer)."""
+    import socket
+
     import uvicorn
 
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:  # bound here, so a port in use is one clear line rather than uvicorn's error after start-up
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
     logger.info("serving HTTP on %s:%d", host, port)
     config = uvicorn.Config(web_app, host=host, port=port, log_level="info")  # configures uvicorn's loggers
     logging.getLogger("uvicorn.access").addFilter(_NoTokens())
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])

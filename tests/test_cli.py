@@ -154,10 +154,42 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
     (("db", "downgrade"),
      "weekly-bot: error: argument action: invalid choice: 'downgrade' (choose from 'upgrade') "
      "(see weekly-bot db --help)\n"),
+    (("serve", "--port", "99999"),
+     "weekly-bot: error: argument --port: '99999' is not a port (1 to 65535) (see weekly-bot serve --help)\n"),
 ])
 def test_usage_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     result = cli(tmp_path, *args)
     assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_serve_on_a_port_in_use_or_out_of_range_is_one_line(tmp_path: Path) -> None:
+    """Not uvicorn's traceback (a port over 65535) nor its error after start-up (a port in use)."""
+    import socket
+
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = cli(tmp_path, "serve", "--port", str(port), "--no-scheduler")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert busy.stderr.splitlines()[-1] == f"weekly-bot: error: cannot listen on 0.0.0.0:{port} (Address already in use)"
+    env_port = subprocess.run([sys.executable, "-m", "bot", "serve"], capture_output=True, text=True, cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PORT": "70000",
+                                   "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml")}, timeout=60)
+    assert (env_port.returncode, env_port.stderr) == (
+        2, "weekly-bot: error: environment: PORT: Input should be less than or equal to 65535\n")
+
+
+def test_publish_without_a_platform_is_one_line_and_compiles_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    done = cli(tmp_path, "publish")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", "weekly-bot: error: no chat platform is configured (set SLACK_BOT_TOKEN, or FEISHU_APP_ID and "
+               "FEISHU_APP_SECRET): nothing could be delivered\n")
+    with sqlite3.connect(tmp_path / "weekly.db") as db:
+        assert db.execute("SELECT (SELECT count(*) FROM snapshots) + (SELECT count(*) FROM summaries)").fetchone() == (0,)
 
 
 def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Path) -> None:
@@ -182,6 +214,22 @@ def test_report_o_keeps_off_the_team_file_the_database_and_symlinks(tmp_path: Pa
                             capture_output=True, text=True, cwd=tmp_path, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert forced.returncode == 0 and team.read_text(encoding="utf-8").startswith("# ")
+
+
+def test_report_o_that_cannot_be_written_is_one_line_before_any_draft(tmp_path: Path) -> None:
+    """`-o` into a directory, a missing one, or an empty name: refused first, as one line — not after drafting
+    (and storing) the closing sections and printing the draft's notice."""
+    import sqlite3
+
+    (tmp_path / "out").mkdir()
+    for target, expected in ((str(tmp_path / "out"), f"weekly-bot: error: {tmp_path / 'out'}: is a directory; "
+                                                     f"name a file (like {tmp_path / 'out' / 'report.md'})\n"),
+                             ("nowhere/r.md", "weekly-bot: error: nowhere/r.md: no such directory 'nowhere'\n"),
+                             ("", "weekly-bot: error: -o: the file name is empty\n")):
+        done = cli(tmp_path, "report", "-o", target)
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", expected)
+    with sqlite3.connect(tmp_path / "weekly.db") as db:
+        assert db.execute("SELECT count(*) FROM summaries").fetchone() == (0,)  # nothing was drafted
 
 
 def test_import_reads_regular_files_only_and_not_without_end(tmp_path: Path) -> None:

@@ -725,3 +725,12 @@ def test_malformed_signed_events_get_400_and_forged_ones_401(feishu: Feishu, cap
     # a body that says it is over 1 MiB is refused on its word, before a byte of it is read
     assert _raw_post(feishu.url + "/feishu/events", {"Content-Type": "application/json",
                                                      "Content-Length": str(1024 * 1024 + 1)}, b"{}") == 413
+
+
+@sqlite_only
+def test_a_client_hanging_up_mid_body_leaves_no_traceback(feishu: Feishu) -> None:
+    from .test_slack import hang_up_mid_body
+
+    seen = hang_up_mid_body(feishu.url + "/feishu/events")
+    assert [r.getMessage() for r in seen if r.exc_info or r.levelno >= logging.ERROR] == []
+    assert feishu.updates() == []

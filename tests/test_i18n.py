@@ -85,3 +85,60 @@ def test_chat_errors_from_the_use_cases_are_in_the_teams_language(make_app: Call
     chat.handle("本周进展")
     text = "\n".join(said(out))
     assert text.count("支付清算中心周报 还没有开始的周期（第一期在 2030-03-04 10:00 开始）。") == 2, text
+
+
+ENGLISH_TEAM = """\
+timezone: Asia/Shanghai
+language: en
+members:
+  ann: {name: Ann, slack: U0ANN00001}
+  bob: {name: Bob, slack: U0BOB00001}
+  cat: {name: Cat, slack: U0CAT00001, away: [2024-10-16..2024-10-18]}
+teams:
+  - key: eng
+    title: Engineering weekly
+    leads: [ann]
+    publish: {slack: C0ENG00001, feishu: oc_eng}
+    schedule: {weeks: 1, open: mon 10:00, deadline: thu 18:00, reminders: [2h], holidays: none}
+    sections:
+      - {key: platform, title: Platform, owners: [bob]}
+      - {key: api, title: API, owners: [bob, cat]}
+      - {key: incidents, title: Incidents, owners: [cat, bob], style: heading}
+      - {key: other, title: Other, owners: [ann]}
+"""
+_NOT_ENGLISH = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # CJK, and its punctuation: 、（）【】；，：
+
+
+def test_an_english_team_hears_no_chinese_word_or_punctuation(make_app: Callable[..., App], team_file: Path) -> None:
+    """Lists, brackets and parentheses too: `Platform, API`, `[Platform]`, `Bob, Cat (away)`."""
+    from bot.tick import tick
+    from tests.conftest import FixedClock, at
+    from tests.test_tick import Inbox
+
+    team_file.write_text(ENGLISH_TEAM, encoding="utf-8")
+    app = make_app(FixedClock(at("2024-10-15 11:00")))
+    bob, out = console(app, "bob")
+    for line in ("Deployed the new pipeline.", "1", "/weekly show", "/weekly skip", "/weekly away 10-21 10-22",
+                 "/weekly away 10-28", "/weekly away", "/weekly away off"):
+        bob.handle(line)
+    lines = said(out)
+    assert "  bot → Bob: OK, your sections are marked skipped for 2024-W42: Platform, API, Incidents." in lines
+    assert "    [Platform]" in lines
+    assert "  bot → Bob: Your days away: 2024-10-21..2024-10-22; 2024-10-28" in lines
+    ann, out = console(app, "ann")
+    for line in ("/weekly status", "/weekly remind", "/weekly summary", "3"):
+        ann.handle(line)
+    lines += said(out)
+    assert "    🌴 API — Bob, Cat (away)" in lines and "    Still missing: Ann" in lines
+    assert "  bot → Ann: Reminded 1 owner(s) who have not answered: Ann" in lines
+    assert "  bot → Ann: The report was published: #C0ENG00001, #oc_eng." in lines
+    app.service.record("bob", "[API] p99 down", platform="test", message_id="b2")  # takes back the skip
+    inbox = Inbox()
+    tick(app.service, [inbox], at("2024-10-17 18:00"))
+    lines += [text for _, text in inbox.sent]
+    assert "Engineering weekly 2024-W42 reached its deadline; still missing: [Incidents] (Bob), [Other] (Ann)" in lines
+    ann.handle("/weekly status")
+    lines += said(out)
+    assert "    ✅ API — Bob, Cat (away) (submitted)" in lines and "    Still missing: Bob, Ann" in lines
+    leaks = [line for line in lines if _NOT_ENGLISH.search(line)]
+    assert leaks == []

@@ -4,7 +4,10 @@ regenerate, publish exactly the reviewed snapshot once, and which goals carry ov
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.cli import main
 from bot.wiring import App
@@ -186,7 +189,7 @@ def test_edit_without_a_cycle_acts_on_the_report_the_lead_just_previewed(make_ap
     said(out)
     chat.handle("/weekly edit")
     shown = said(out)
-    assert shown[0].startswith("  bot → 王芳: 2024-W38&W39：发送 /weekly edit")
+    assert shown[0].startswith("  bot → 王芳: 2024-W38&W39：编辑收获与反思")
     assert "    节假日清算安排要提前两周和银行逐家确认。（来源：结算通道）" in shown  # that cycle's items
     chat.handle(EDIT)
     assert said(out)[0] == "  bot → 王芳: 已保存你的修改。"
@@ -200,4 +203,63 @@ def test_edit_without_a_cycle_acts_on_the_report_the_lead_just_previewed(make_ap
 
     clock.now = at("2024-10-22 09:00")  # 2024-W43 has opened since that preview: the current cycle again
     chat.handle("/weekly edit")
-    assert said(out)[0].startswith("  bot → 王芳: 2024-W43：发送 /weekly edit")
+    assert said(out)[0].startswith("  bot → 王芳: 2024-W43：编辑收获与反思")
+
+
+def test_the_terminal_edits_line_by_line_and_keeps_the_buttons_pressable(make_app: Callable[..., App]) -> None:
+    """`weekly-bot chat` reads one line at a time: Edit opens the form, the lines that follow fill it up to a
+    line `.`; none of them is stored as the lead's own answer, and the preview's buttons stay pressable."""
+    app = make_app(FixedClock(at("2024-10-17 18:30")))
+    app.service.record("zhang", "对账差错2笔，计划下周完成差错自动归因。", platform="console", message_id="z1")
+    chat, out = console(app, "wang")
+    chat.handle("/weekly summary")
+    said(out)
+    chat.handle("1")  # Edit
+    shown = said(out)
+    assert shown[:3] == ["  bot → 王芳: 编辑收尾部分",
+                         "    （在下面逐行写，保留两个标题行；单独一行“.”保存，/cancel 放弃。当前内容：）",
+                         "    ## 收获与反思"]
+    assert "    # 下周工作及目标" in shown and shown[-1] == "    清分对账：完成差错自动归因。（来源：清分对账）"
+    for line in ("## 收获与反思", "1. 差错要当天清零（来源：清分对账）", "# 下周工作及目标", "1. 差错自动归因上线（来源：清分对账）"):
+        chat.handle(line)
+    assert said(out) == []  # the form is being filled: nothing is sent yet
+    chat.handle(".")
+    lines = said(out)
+    assert lines[0] == "  bot → 王芳: 已保存你的修改。" and lines[-1] == "    [1] 编辑  [2] 重新生成  [3] 发布"
+    team = app.service.team(None)
+    data = app.service.report(team, "2024-W42").to_json()
+    assert (data["summary_source"], data["edited"]["by"]) == ("edited", "wang")
+    assert data["reflections"] == [{"text": "差错要当天清零", "sources": ["reconciliation"]}]
+    chat.handle("3")
+    assert said(out)[:2] == ["  bot → #C0WEEKLY01: 支付清算中心周报 2024-W42",
+                             "    [file: clearing-2024-W42.md, 35 lines]"]
+    chat.handle("3")  # pressed again, as on Slack: posts nothing, and is no answer
+    assert said(out) == ["  bot → 王芳: 这份周报已经发布过了（#C0WEEKLY01），不再重复发布。"]
+    stored = app.service.stored_cycle(team, app.service.resolve_cycle(team, "2024-W42"))
+    assert stored is not None and [u.member_key for u in app.service.store.updates(cycle_id=stored.id)] == ["zhang"]
+
+    chat.handle("/weekly edit")
+    said(out)
+    chat.handle("/cancel")
+    assert said(out) == ["  (the form was closed; nothing was saved)"]
+    assert app.service.report(team, "2024-W42").to_json()["summary_source"] == "edited"
+
+
+def test_weekly_bot_chat_takes_the_edit_form_from_stdin(tmp_path: object) -> None:
+    """The real command, lines on stdin as a person types them: the form is filled, not stored as answers."""
+    home = Path(str(tmp_path))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "WEEKLY_CONFIG": str(EXAMPLES / "team.yaml"),
+           "DATABASE_URL": f"sqlite:///{home / 'weekly.db'}"}
+    typed = "\n".join(["/weekly edit", "## 收获与反思", "差错要当天清零（来源：清分对账）", "",
+                       "# 下周工作及目标", "直连上线（来源：结算通道）", ".", "/weekly edit", "没有结束的表单"]) + "\n"
+    chat = subprocess.run([sys.executable, "-m", "bot", "chat", "--as", "wang"], input=typed, capture_output=True,
+                          text=True, cwd=home, env=env, timeout=60)
+    assert chat.returncode == 0, chat.stderr
+    assert "  bot → 王芳: 已保存你的修改。" in chat.stdout
+    assert chat.stdout.endswith("  (the form was not saved: end it with a line holding only '.')\n")
+    report = subprocess.run([sys.executable, "-m", "bot", "report", "--format", "json"], capture_output=True,
+                            text=True, cwd=home, env=env, timeout=60)
+    data = json.loads(report.stdout)
+    assert data["summary_source"] == "edited"
+    assert data["next_week"] == [{"text": "直连上线", "sources": ["settlement"]}]
+    assert [s["state"] for s in data["sections"]] == ["missing"] * 8  # no line of the form became an answer

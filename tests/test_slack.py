@@ -894,3 +894,39 @@ def test_web_gives_a_lead_a_sign_in_link_by_dm_and_a_non_lead_a_clear_no(slack: 
     settle()
     assert (status, ack["text"]) == (200, to_slack(t("zh", "web_not_lead")))
     assert slack.texts("U0ZHANG001") == []
+
+
+def hang_up_mid_body(url: str) -> list[logging.LogRecord]:
+    """Send the head of a POST and half its body, then hang up; what the server logged meanwhile."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep(level=logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "handlers", "bot", "")]
+    for each in loggers:
+        each.addHandler(keep)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=5) as s:
+            s.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 4000\r\n\r\n".encode() + b'{"token": "' + b"x" * 100)
+            time.sleep(0.3)  # the server is reading the body
+        settle()
+    finally:
+        for each in loggers:
+            each.removeHandler(keep)
+    return seen
+
+
+@sqlite_only
+def test_a_client_hanging_up_mid_body_leaves_no_traceback(slack: Slack) -> None:
+    """Spec §9: no traceback at the default log level, whatever a client does."""
+    seen = hang_up_mid_body(slack.url + "/slack/events")
+    assert [r.getMessage() for r in seen if r.exc_info or r.levelno >= logging.ERROR] == []
+    assert slack.updates() == []

@@ -143,13 +143,16 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     chat.member = "wang"
     chat.say("/weekly summary")
     _step(out, clock, datetime(2024, 10, 10, 18, 48, tzinfo=TZ),
-          "the lead edits one lesson (Slack: a modal; Feishu: a card form; here: /weekly edit and the text)")
+          "the lead edits one lesson (Slack: a modal; Feishu: a card form; here: Edit, the text, then '.')")
     form = bot.edit_form(team, None, "zh")
     lessons, goals = (f.initial.split("\n") if f.initial else [] for f in form.fields)
     lessons = ["清算文件生成要有超时告警和自动重跑（来源：生产事件）", *lessons[1:]]
-    chat.say("/weekly edit\n## 收获与反思\n" + "\n".join(lessons) + "\n# 下周工作及目标\n" + "\n".join(goals))
+    chat.say("1")  # Edit: the form, prefilled
+    for line in ["## 收获与反思", *lessons, "# 下周工作及目标", *goals, "."]:
+        chat.say(line)
     _step(out, clock, datetime(2024, 10, 10, 18, 50, tzinfo=TZ),
           "the lead publishes exactly what they reviewed (pressing again posts nothing)")
+    chat.say("3")
     chat.say("3")
     chat.say("/weekly publish")
     nxt = service.resolve_cycle(team, "2024-W42")

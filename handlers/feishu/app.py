@@ -62,6 +62,7 @@ from bot.platform import Context, Incoming, chunks
 from handlers.edge import (
     ChatEdge,
     Directory,
+    HungUp,
     OneLine,
     QuietRetries,
     RetryLater,
@@ -697,6 +698,9 @@ class FeishuEdge(ChatEdge):
             body = await read_body(request)
         except TooLarge:
             return JSONResponse({"msg": "request too large"}, status_code=413)
+        except HungUp as e:
+            logger.info("Feishu: the client hung up mid-request (%s): nothing done", e)
+            return Response(status_code=400)
         try:
             plain = self.gate.check(request.headers, body)
         except Refused as e:
