@@ -488,7 +488,8 @@ class WeeklyService:
         return [(t, s) for t in self.team_file.teams for s in t.sections if member in s.owners]
 
     def _pick_section(self, text: str, owned: list[tuple[Team, Section]]) -> tuple[tuple[Team, Section] | None, str]:
-        """A leading `【标题】`, `[Title]` or section key chooses the section; returns (choice, rest of text)."""
+        """A leading `【标题】`, `[Title]` or section key chooses the section, and for an owner of several a
+        leading title and colon (`生产事件：无`); returns (choice, rest of text)."""
         m = re.match(r"\s*(?:【([^】\n]+)】|\[([^\]\n]+)\])\s*[:：]?\s*", text)
         if m:
             name = _norm_title(m.group(1) or m.group(2))
@@ -500,6 +501,11 @@ class WeeklyService:
         if m:
             for team, sec in owned:
                 if m.group(1).lower() == sec.key.lower():
+                    return (team, sec), text[m.end():]
+        if len(owned) > 1:  # `生产事件：无` — a title and a colon, as people write; longest title first
+            for team, sec in sorted(owned, key=lambda o: -len(o[1].title)):
+                m = re.match(rf"\s*{re.escape(sec.title.strip())}\s*[:：]\s*", text, re.IGNORECASE)
+                if m:
                     return (team, sec), text[m.end():]
         return None, text
 

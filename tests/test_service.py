@@ -234,6 +234,13 @@ def test_owner_of_two_sections_is_asked_or_names_one(make_app: Callable[..., App
         "settlement", "成功率99.96%。")
     by_key = svc.record("li", "settlement: 交易4680笔。", platform="console", message_id="c3")
     assert isinstance(by_key, Recorded) and (by_key.section.key, by_key.update.text) == ("settlement", "交易4680笔。")
+    by_colon = svc.record("li", "O1 业务服务：商户进件自动化60%。", platform="console", message_id="c4")
+    assert isinstance(by_colon, Recorded) and (by_colon.section.key, by_colon.update.text) == (
+        "o1_business", "商户进件自动化60%。")
+    unnamed = svc.record("li", "通道数据：交易4680笔。", platform="console", message_id="c5")  # not a title
+    assert isinstance(unnamed, NeedsSection) and unnamed.update.text == "通道数据：交易4680笔。"
+    alone = svc.record("zhang", "清分对账：差错2笔。", platform="console", message_id="c6")  # one section: as written
+    assert isinstance(alone, Recorded) and alone.update.text == "清分对账：差错2笔。"
 
 
 def test_empty_and_huge_messages_are_refused_and_store_nothing(make_app: Callable[..., App]) -> None:
