@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from bot.config import Team
 from bot.errors import AlreadyHandled, UserError, report_error
-from bot.i18n import Lang, t
+from bot.i18n import STATUS_TIME, Lang, bracket, join, join_days, t
 from bot.model import SummaryItem
 from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply, chunks
 from bot.records import Snapshot
@@ -181,7 +181,7 @@ class ChatBot:
             if sec:
                 return sec.title
         if key is None:  # an update whose owner has not picked its section yet
-            return "待选择的部分" if lang == "zh" else "no section yet"
+            return t(lang, "no_section_yet")
         return key
 
     # -- commands ----------------------------------------------------------------------------
@@ -270,25 +270,19 @@ class ChatBot:
         names = self.service.team_file.members
         tz = self.service.team_file.tz(team)
         marks = {"submitted": "✅", "missing": "⏳", "skipped": "➖", "away": "🌴"}
-        states = {"zh": {"submitted": "已提交", "missing": "未提交", "skipped": "跳过", "away": "请假"},
-                  "en": {"submitted": "submitted", "missing": "missing", "skipped": "skipped", "away": "away"}}[lang]
-        late = "迟交" if lang == "zh" else "late"
-        away_word = "请假" if lang == "zh" else "away"
-        opens, deadline = status.cycle.opens_at.astimezone(tz), status.cycle.deadline.astimezone(tz)
-        head = (f"{team.title} {status.cycle.label}  开始 {opens:%m-%d %H:%M}  截止 {deadline:%m-%d %H:%M}"
-                if lang == "zh" else
-                f"{team.title} {status.cycle.label}  opens {opens:%a %m-%d %H:%M}  deadline {deadline:%a %m-%d %H:%M}")
-        lines = [head]
+        when = STATUS_TIME[lang]
+        lines = [t(lang, "status_head", team=team.title, cycle=status.cycle.label,
+                   opens=status.cycle.opens_at.astimezone(tz).strftime(when),
+                   deadline=status.cycle.deadline.astimezone(tz).strftime(when))]
         for s in status.sections:
             owners = join(lang, [
-                names[o].name + ((f"（{away_word}）" if lang == "zh" else f" ({away_word})")
-                                 if o in status.away and s.state != "away" else "")
-                for o in s.owners]) if s.owners else "-"
-            state = states[s.state] + (f"，{late}" if lang == "zh" else f", {late}") * s.late
+                t(lang, "status_owner_away", name=names[o].name) if o in status.away and s.state != "away"
+                else names[o].name for o in s.owners]) if s.owners else "-"
+            state = t(lang, f"status_{s.state}") + t(lang, "status_late") * s.late
             lines.append(f"{marks[s.state]} {s.title} — {owners} ({state})")
         missing = [names[o].name for o in status.missing_owners]
         if missing:
-            lines.append(("仍未提交：" if lang == "zh" else "Still missing: ") + join(lang, missing))
+            lines.append(t(lang, "status_still_missing", names=join(lang, missing)))
         return "\n".join(lines)
 
     def _summary(self, team: Team, label: str | None, member: str | None = None, *, fresh: bool = False) -> list[Reply]:
@@ -444,7 +438,7 @@ class ChatBot:
             if not parts:
                 out.append(Reply(t(lang, "draft_empty", cycle=cycle.label)))
                 continue
-            body = "\n".join((f"【{title}】" if lang == "zh" else f"[{title}]") + f"\n{text}" for title, text in parts)
+            body = "\n".join(bracket(lang, title) + f"\n{text}" for title, text in parts)
             out.append(Reply(t(lang, "draft_head", cycle=cycle.label) + "\n" + body))
         return out
 
@@ -462,13 +456,13 @@ class ChatBot:
             ranges = [(a, b, src) for a, b, src in self.service.away_ranges(member) if b >= today]
             if not ranges:
                 return [Reply(t(lang, "away_none"))]
-            return [Reply(t(lang, "away_list", days=("；" if lang == "zh" else "; ").join(_days(a, b) for a, b, _ in ranges)))]
+            return [Reply(t(lang, "away_list", days=join_days(lang, [_days(a, b) for a, b, _ in ranges])))]
         if args[0].lower() in ("off", "cancel", "取消") and len(args) == 1:
             n = self.service.clear_away(member)
             kept = [(a, b) for a, b, src in self.service.away_ranges(member) if src == "file" and b >= today]
             text = t(lang, "away_off", n=n)
             if kept:
-                text += t(lang, "away_file_kept", days=("；" if lang == "zh" else "; ").join(_days(a, b) for a, b in kept))
+                text += t(lang, "away_file_kept", days=join_days(lang, [_days(a, b) for a, b in kept]))
             return [Reply(text)]
         if len(args) > 2:
             raise UserError("away_usage")
@@ -567,10 +561,6 @@ class ChatBot:
                              buttons=(Button(t(lang, "btn_preview_again"), "summary", f"{team.key}:{result.cycle}"),)))
         return out
 
-
-def join(lang: Lang, items: Sequence[str]) -> str:
-    """A list as the team's language writes one: `a、b` or `a, b`."""
-    return ("、" if lang == "zh" else ", ").join(items)
 
 
 def names(targets: Sequence[str], lang: Lang = "zh") -> str:

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 Lang = Literal["zh", "en"]
+
+# Not words but the way each language writes: a time in status, prompts and reminders; a list; a section's
+# name set apart; days in a row.
+STATUS_TIME: dict[Lang, str] = {"zh": "%m-%d %H:%M", "en": "%a %m-%d %H:%M"}
+_LIST_SEP: dict[Lang, str] = {"zh": "、", "en": ", "}
+_DAYS_SEP: dict[Lang, str] = {"zh": "；", "en": "; "}
+
+
+def join(lang: Lang, items: Sequence[str]) -> str:
+    """A list as the team's language writes one: `a、b` or `a, b`."""
+    return _LIST_SEP[lang].join(items)
+
+
+def join_days(lang: Lang, items: Sequence[str]) -> str:
+    """Spans of days one after another: `a；b` or `a; b`."""
+    return _DAYS_SEP[lang].join(items)
+
+
+def bracket(lang: Lang, title: str) -> str:
+    """A section's title set apart in running text: `【标题】` or `[Title]`."""
+    return f"【{title}】" if lang == "zh" else f"[{title}]"
+
+
+def with_owners(lang: Lang, title: str, owners: str) -> str:
+    """A section and who owns it: `【标题】(王芳)` or `[Title] (Ann)`."""
+    return f"{bracket(lang, title)}({owners})" if lang == "zh" else f"{bracket(lang, title)} ({owners})"
+
 
 MESSAGES: dict[str, dict[Lang, str]] = {
     "empty": {
@@ -41,6 +69,18 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "edited": {"zh": "已更新【{section}】的这条内容：{preview}", "en": "Updated in [{section}]: {preview}"},
     "deleted": {"zh": "已从【{section}】删除这条内容。", "en": "Removed from [{section}]."},
+    "no_section_yet": {"zh": "待选择的部分", "en": "no section yet"},
+    "status_head": {
+        "zh": "{team} {cycle}  开始 {opens}  截止 {deadline}",
+        "en": "{team} {cycle}  opens {opens}  deadline {deadline}",
+    },
+    "status_submitted": {"zh": "已提交", "en": "submitted"},
+    "status_missing": {"zh": "未提交", "en": "missing"},
+    "status_skipped": {"zh": "跳过", "en": "skipped"},
+    "status_away": {"zh": "请假", "en": "away"},
+    "status_late": {"zh": "，迟交", "en": ", late"},
+    "status_owner_away": {"zh": "{name}（请假）", "en": "{name} (away)"},
+    "status_still_missing": {"zh": "仍未提交：{names}", "en": "Still missing: {names}"},
     "skipped": {
         "zh": "好的，{cycle} 你负责的部分标记为跳过：{sections}。",
         "en": "OK, your sections are marked skipped for {cycle}: {sections}.",

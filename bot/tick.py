@@ -21,7 +21,7 @@ from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
 from bot.fanout import run_paced
-from bot.i18n import period, t
+from bot.i18n import STATUS_TIME, bracket, join, period, t, with_owners
 from bot.model import Cycle, SummaryItem
 from bot.notify import RateLimited, Sender, deliver, pick_sender
 from bot.records import Outgoing
@@ -270,10 +270,8 @@ class Composer:
         self.lang = service.lang(team)
         tz = service.team_file.tz(team)
         self.members = service.team_file.members
-        self.deadline = f"{cycle.deadline.astimezone(tz):%m-%d %H:%M}" if self.lang == "zh" else \
-            f"{cycle.deadline.astimezone(tz):%a %m-%d %H:%M}"
+        self.deadline = cycle.deadline.astimezone(tz).strftime(STATUS_TIME[self.lang])
         self.sections = {s.key: s for s in team.sections}
-        self.sep = "、" if self.lang == "zh" else ", "
         self.last = last
         self.plans: dict[str, list[str]] = {}
         for goal in last.goals if last else ():
@@ -283,27 +281,26 @@ class Composer:
         self.period = period(self.lang, cycle.weeks)
 
     def text(self, due: Due) -> str:
-        lang, team, cycle, sep = self.lang, self.team, self.cycle, self.sep
+        lang, team, cycle = self.lang, self.team, self.cycle
         if due.kind == "escalation":
             parts = []
             for key in due.sections:
                 sec = self.sections.get(key)
-                owners = sep.join(self.members[o].name for o in (sec.owners if sec else ()) if o not in self.skipped)
-                title = self.sections[key].title
-                parts.append(f"【{title}】({owners})" if lang == "zh" else f"[{title}] ({owners})")
-            return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=sep.join(parts))
+                owners = join(lang, [self.members[o].name for o in (sec.owners if sec else ()) if o not in self.skipped])
+                parts.append(with_owners(lang, self.sections[key].title, owners))
+            return t(lang, "escalation", team=team.title, cycle=cycle.label, missing=join(lang, parts))
         if due.kind == "reminder":
             return t(lang, "reminder", team=team.title, cycle=cycle.label, deadline=self.deadline,
-                     sections=sep.join(self.sections[k].title for k in due.sections))
+                     sections=join(lang, [self.sections[k].title for k in due.sections]))
         lines = [t(lang, "prompt", name=self.members[due.member].name, team=team.title, cycle=cycle.label,
-                   section=sep.join(self.sections[k].title for k in due.sections), deadline=self.deadline,
+                   section=join(lang, [self.sections[k].title for k in due.sections]), deadline=self.deadline,
                    period=self.period)]
         for key in due.sections:
             sec = self.sections[key]
             plan = self.plans.get(key, [])
             if not (sec.hint or plan):
                 continue
-            lines.append(f"【{sec.title}】" if lang == "zh" else f"[{sec.title}]")
+            lines.append(bracket(lang, sec.title))
             if sec.hint:
                 lines.append("  " + t(lang, "prompt_hint", hint=sec.hint))
             if plan:
