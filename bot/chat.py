@@ -444,7 +444,8 @@ class ChatBot:
 
     def _skip(self, member: str, lang: Lang) -> list[Reply]:
         return [
-            Reply(t(lang, "skipped", cycle=cycle.label, sections=join(lang, [s.title for s in secs])))
+            Reply(t(lang, "skipped", cycle=cycle.label, sections=join(lang, [s.title for s in secs])) if secs
+                  else t(lang, "skipped_nothing", cycle=cycle.label))
             for _team, cycle, secs in self.service.skip(member)
         ]
 

@@ -85,6 +85,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "好的，{cycle} 你负责的部分标记为跳过：{sections}。",
         "en": "OK, your sections are marked skipped for {cycle}: {sections}.",
     },
+    "skipped_nothing": {
+        "zh": "{cycle} 你负责的部分都已经有内容了，没有需要跳过的。",
+        "en": "Every section of yours already has an update for {cycle}: nothing to skip.",
+    },
     "draft_empty": {"zh": "{cycle} 你还没有提交内容。", "en": "You have no update for {cycle} yet."},
     "draft_head": {"zh": "{cycle} 你的草稿：", "en": "Your draft for {cycle}:"},
     "not_lead": {

@@ -610,7 +610,8 @@ class WeeklyService:
             self.store.mark_event(platform=platform, event_id=event_id, at=self.now())
 
     def skip(self, member: str) -> list[tuple[Team, Cycle, list[Section]]]:
-        """Skip the open cycle for every team the member owns sections in."""
+        """Skip the open cycle for every team the member owns sections in; each with the member's sections
+        that the skip marks (those nobody has answered: an answered one stays submitted)."""
         owned = self.owned_sections(member)
         if not owned:
             raise UserError("not_owner")
@@ -619,7 +620,8 @@ class WeeklyService:
             cycle = self.current_cycle(team)
             stored = self.opened_cycle(team, cycle)
             self.store.set_skip(cycle_id=stored.id, member_key=member, at=self.now())
-            out.append((team, cycle, [s for t, s in owned if t.key == team.key]))
+            answered = {u.section_key for u in self.store.updates(cycle_id=stored.id)}
+            out.append((team, cycle, [s for t, s in owned if t.key == team.key and s.key not in answered]))
         return out
 
     def draft(self, member: str) -> list[tuple[Team, Cycle, list[tuple[str, str]]]]:

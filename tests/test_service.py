@@ -219,6 +219,14 @@ def test_answers_skip_and_edit(make_app: Callable[..., App]) -> None:
     clock.now = at("2024-10-18 09:00")
     late = svc.record("liu", "网关稳定。", platform="slack", message_id="D2:9.9")
     assert isinstance(late, Recorded) and late.update.late
+    # a skip marks only what nobody answered: 孙浩 answered 系统指标, so only 生产事件 is skipped
+    svc.record("sun", "【系统指标】可用性99.99%。", platform="slack", message_id="D3:1.1")
+    [(_, _, marked)] = svc.skip("sun")
+    assert [s.key for s in marked] == ["incidents"]
+    assert [(s.key, s.state) for s in svc.status(team).sections if s.key in ("metrics", "incidents")] == [
+        ("metrics", "submitted"), ("incidents", "skipped")]
+    svc.record("zhang", "3. 补充。", platform="slack", message_id="D1:1.3")
+    assert [(_t.key, _c.label, list(secs)) for _t, _c, secs in svc.skip("zhang")] == [("clearing", "2024-W42", [])]
 
 
 def test_owner_of_two_sections_is_asked_or_names_one(make_app: Callable[..., App]) -> None:
