@@ -122,7 +122,7 @@ def test_an_english_team_hears_no_chinese_word_or_punctuation(make_app: Callable
                  "/weekly away 10-28", "/weekly away", "/weekly away off"):
         bob.handle(line)
     lines = said(out)
-    assert "  bot → Bob: OK, your sections are marked skipped for 2024-W42: Platform, API, Incidents." in lines
+    assert "  bot → Bob: OK, your sections are marked skipped for 2024-W42: API, Incidents." in lines
     assert "    [Platform]" in lines
     assert "  bot → Bob: Your days away: 2024-10-21..2024-10-22; 2024-10-28" in lines
     ann, out = console(app, "ann")
