@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -308,14 +307,10 @@ def _large_report() -> SummaryRequest:
     return zh_request(*sections, last_goals=goals)
 
 
-def test_a_large_report_is_fast() -> None:
-    request = _large_report()
-    started = time.perf_counter()
-    result = summarize_offline(request)
-    elapsed = time.perf_counter() - started
-
+def test_a_large_report_gets_the_whole_draft() -> None:
+    # how fast is measured by `make bench` ("[core] offline summary"), not asserted here
+    result = summarize_offline(_large_report())
     assert len(result.next_week) == 8 and len(result.reflections) == 6
-    assert elapsed < 1.0  # a guard only: well under 0.1 s on an ordinary laptop
 
 
 @pytest.mark.parametrize("text", [
