@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from anyio import CapacityLimiter
 from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 
 from bot.chat import Outcome, Reply
 from bot.errors import report_error
@@ -236,6 +237,18 @@ async def read_body(request: Any, limit: int = MAX_BODY_BYTES) -> bytes:
     except ClientDisconnect:
         raise HungUp(f"after {size} bytes") from None
     return b"".join(chunks)
+
+
+async def body_or_refusal(request: Any, platform: str, error_field: str) -> bytes | Response:
+    """The request's body, or the answer to give instead: 413 past the cap, 400 (one info line) when the
+    client hung up before sending it all."""
+    try:
+        return await read_body(request)
+    except TooLarge:
+        return JSONResponse({error_field: "request too large"}, status_code=413)
+    except HungUp as e:
+        logger.info("%s: the client hung up mid-request (%s): nothing done", platform, e)
+        return Response(status_code=400)
 
 
 def load_json(raw: bytes | str) -> Any:

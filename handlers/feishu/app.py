@@ -62,14 +62,12 @@ from bot.platform import Context, Incoming, chunks
 from handlers.edge import (
     ChatEdge,
     Directory,
-    HungUp,
     OneLine,
     QuietRetries,
     RetryLater,
-    TooLarge,
+    body_or_refusal,
     in_worker,
     load_json,
-    read_body,
 )
 
 logger = logging.getLogger(__name__)
@@ -694,13 +692,9 @@ class FeishuEdge(ChatEdge):
 
     async def endpoint(self, request: Request) -> Response:
         """Events and card callbacks: our gate, then the SDK's dispatch in a worker thread; slow work after."""
-        try:
-            body = await read_body(request)
-        except TooLarge:
-            return JSONResponse({"msg": "request too large"}, status_code=413)
-        except HungUp as e:
-            logger.info("Feishu: the client hung up mid-request (%s): nothing done", e)
-            return Response(status_code=400)
+        body = await body_or_refusal(request, "Feishu", "msg")
+        if isinstance(body, Response):
+            return body
         try:
             plain = self.gate.check(request.headers, body)
         except Refused as e:

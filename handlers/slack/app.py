@@ -41,7 +41,7 @@ from bot.errors import ConfigError, report_error
 from bot.i18n import t
 from bot.notify import RateLimited, SendError
 from bot.platform import Context, Form, Incoming, chunks
-from handlers.edge import ChatEdge, Directory, HungUp, QuietRetries, TooLarge, in_worker, load_json, read_body
+from handlers.edge import ChatEdge, Directory, QuietRetries, body_or_refusal, in_worker, load_json
 
 logger = logging.getLogger(__name__)
 
@@ -537,13 +537,9 @@ class SlackEdge(ChatEdge):
         """Events, commands and interactivity. The body is read up to 1 MiB (413 past it), its signature
         checked on the raw bytes (401), then its shape (400), and only then does Bolt parse and dispatch
         it, in a worker thread (it blocks on the database)."""
-        try:
-            body = await read_body(request)
-        except TooLarge:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        except HungUp as e:
-            logger.info("Slack: the client hung up mid-request (%s): nothing done", e)
-            return Response(status_code=400)
+        body = await body_or_refusal(request, "Slack", "error")
+        if isinstance(body, Response):
+            return body
         if self.verifier is not None and not self._signed(request, body):
             return JSONResponse({"error": "invalid request"}, status_code=401)
         why = malformed(body, request.headers.get("content-type") or "")
