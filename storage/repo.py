@@ -241,30 +241,33 @@ class Store(WebRepo):
     ) -> StoredCycle:
         """The cycle row, created on first use (race-safe: a concurrent creator's row is returned)."""
         for _ in range(3):
-            with self._tx() as s:
-                team = s.scalar(select(TeamRow).where(TeamRow.key == team_key))
-                assert team is not None, "sync_team first"
-                row = s.scalar(select(CycleRow).where(CycleRow.team_id == team.id, CycleRow.label == label))
-                if row is not None:
-                    # a stored cycle keeps its times whatever the schedule says now; only missing ones are filled
-                    if row.opens_at is None and opens_at is not None:
-                        row.opens_at, row.deadline = opens_at, deadline
-                    if imported and not row.imported:
-                        row.imported = True
-                    if created_text:
-                        row.created_text = created_text
-                    return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported,
-                                       row.created_text)
             try:
                 with self._tx() as s:
-                    row = CycleRow(team_id=team.id, label=label, opens_at=opens_at, deadline=deadline,
-                                   imported=imported, created_text=created_text)
-                    s.add(row)
-                    s.flush()
-                    return StoredCycle(row.id, team_key, label, opens_at, deadline, imported, created_text)
+                    return self._cycle_row(s, team_key, label, opens_at=opens_at, deadline=deadline,
+                                           imported=imported, created_text=created_text)
             except IntegrityError:
-                continue
+                continue  # another process created it just now: found on the next try
         raise RuntimeError(f"could not create cycle {team_key}/{label}")
+
+    @staticmethod
+    def _cycle_row(s: Session, team_key: str, label: str, *, opens_at: datetime | None, deadline: datetime | None,
+                   imported: bool, created_text: str | None) -> StoredCycle:
+        """Find or create the cycle in the caller's transaction. A stored cycle keeps its times whatever the
+        schedule says now: only missing ones are filled; `imported` and a Created line are added."""
+        team = s.scalar(select(TeamRow).where(TeamRow.key == team_key))
+        assert team is not None, "sync_team first"
+        row = s.scalar(select(CycleRow).where(CycleRow.team_id == team.id, CycleRow.label == label))
+        if row is None:
+            row = CycleRow(team_id=team.id, label=label, opens_at=opens_at, deadline=deadline, imported=imported,
+                           created_text=created_text)
+            s.add(row)
+        else:
+            if row.opens_at is None and opens_at is not None:
+                row.opens_at, row.deadline = opens_at, deadline
+            row.imported = row.imported or imported
+            row.created_text = created_text or row.created_text
+        s.flush()
+        return StoredCycle(row.id, team_key, label, row.opens_at, row.deadline, row.imported, row.created_text)
 
     def find_cycle(self, *, team_key: str, label: str) -> StoredCycle | None:
         with self._read() as s:
@@ -441,28 +444,11 @@ class Store(WebRepo):
 
     def _put_imported_report(self, s: Session, team_key: str, report: ImportedReport, member_key: str,
                              at: datetime) -> StoredCycle:
+        cycle = self._cycle_row(s, team_key, report.label, opens_at=report.opens_at, deadline=report.deadline,
+                                imported=True, created_text=report.created_text)
         conn = s.connection()
-        team_id = conn.scalar(select(TeamRow.id).where(TeamRow.key == team_key))
-        assert team_id is not None, "sync_team first"
-        found = conn.execute(select(CycleRow.id, CycleRow.opens_at, CycleRow.deadline, CycleRow.created_text)
-                             .where(CycleRow.team_id == team_id, CycleRow.label == report.label)).first()
-        cycle_id: int
-        opens_at: datetime | None
-        deadline: datetime | None
-        if found is None:
-            cycle_id = conn.execute(insert(CycleRow).values(
-                team_id=team_id, label=report.label, opens_at=report.opens_at, deadline=report.deadline,
-                imported=True, created_text=report.created_text).returning(CycleRow.id)).scalar_one()
-            opens_at, deadline, created_text = report.opens_at, report.deadline, report.created_text
-        else:
-            # a stored cycle keeps its times whatever the schedule says now; only missing ones are filled
-            cycle_id, opens_at, deadline, created_text = found
-            if opens_at is None:
-                opens_at, deadline = report.opens_at, report.deadline
-            created_text = report.created_text or created_text
-            conn.execute(update(CycleRow).where(CycleRow.id == cycle_id).values(
-                opens_at=opens_at, deadline=deadline, imported=True, created_text=created_text))
         if report.extra_sections:
+            team_id = conn.scalar(select(TeamRow.id).where(TeamRow.key == team_key))
             known = set(conn.scalars(select(SectionRow.key).where(
                 SectionRow.team_id == team_id, SectionRow.key.in_([x.key for x in report.extra_sections]))))
             new_sections = [dict(team_id=team_id, key=x.key, title=x.title, style=x.style, extra=True)
@@ -478,10 +464,10 @@ class Store(WebRepo):
                 rounds.append([])
             rounds[n].append(x)
         for texts in rounds:
-            self._put_imported_texts(conn, cycle_id, texts, member_key, at)
+            self._put_imported_texts(conn, cycle.id, texts, member_key, at)
         if report.summary is not None and report.summary_key is not None:
-            self._write_summary(s, cycle_id=cycle_id, cache_key=report.summary_key, summary=report.summary, at=at)
-        return StoredCycle(cycle_id, team_key, report.label, opens_at, deadline, True, created_text)
+            self._write_summary(s, cycle_id=cycle.id, cache_key=report.summary_key, summary=report.summary, at=at)
+        return cycle
 
     @staticmethod
     def _put_imported_texts(conn: Connection, cycle_id: int, texts: Sequence[ImportedSection], member_key: str,
