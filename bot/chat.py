@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 from bot.config import Team
+from bot.due import Due
 from bot.errors import AlreadyHandled, UserError, report_error
 from bot.i18n import STATUS_TIME, Lang, bracket, join, join_days, t
 from bot.model import SummaryItem
@@ -18,6 +19,7 @@ from bot.records import Snapshot
 from bot.render import WORDS, sources_suffix
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 from bot.summarize import untraceable
+from bot.tick import compose
 from bot.weblinks import WebSignIn
 
 logger = logging.getLogger(__name__)
@@ -419,13 +421,11 @@ class ChatBot:
         if not missing:
             return [Reply(t(lang, "nobody_to_remind"))]
         names = self.service.team_file.members
-        tz = self.service.team_file.tz(team)
         out = []
-        for owner in missing:
-            secs = join(lang, [x.title for x in status.sections if x.state == "missing" and owner in x.owners])
-            out.append(Reply(t(lang, "reminder", team=team.title, cycle=status.cycle.label,
-                               deadline=f"{status.cycle.deadline.astimezone(tz):%m-%d %H:%M}", sections=secs),
-                             to=owner))
+        for owner in missing:  # in the scheduled reminder's words
+            keys = tuple(x.key for x in status.sections if x.state == "missing" and owner in x.owners)
+            due = Due(team.key, status.cycle.label, owner, "reminder", "", keys)
+            out.append(Reply(compose(self.service, team, status.cycle, due), to=owner))
         out.append(Reply(t(lang, "reminded", n=len(missing), names=join(lang, [names[o].name for o in missing]))))
         return out
 

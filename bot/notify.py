@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.chat import Reply
-from bot.platform import Platform
+from bot.platform import Platform, Reply
 
 Sender = Platform  # what the scheduler and lead commands send through
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.chat import Reply
 from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
@@ -24,6 +23,7 @@ from bot.fanout import run_paced
 from bot.i18n import STATUS_TIME, bracket, join, period, t, with_owners
 from bot.model import Cycle, SummaryItem
 from bot.notify import RateLimited, Sender, deliver, pick_sender
+from bot.platform import Reply
 from bot.records import Outgoing
 from bot.service import WeeklyService
 

@@ -131,6 +131,8 @@ def test_an_english_team_hears_no_chinese_word_or_punctuation(make_app: Callable
     lines += said(out)
     assert "    🌴 API — Bob, Cat (away)" in lines and "    Still missing: Ann" in lines
     assert "  bot → Ann: Reminded 1 owner(s) who have not answered: Ann" in lines
+    [reminder] = [line for line in lines if line.startswith("  bot → Ann: Reminder: ")]
+    assert "Thu 10-17 18:00" in reminder  # in the scheduled reminder's words, weekday and all
     assert "  bot → Ann: The report was published: #C0ENG00001, #oc_eng." in lines
     app.service.record("bob", "[API] p99 down", platform="test", message_id="b2")  # takes back the skip
     inbox = Inbox()
