@@ -563,8 +563,7 @@ class ChatBot:
         return out
 
 
-
-def names(targets: Sequence[str], lang: Lang = "zh") -> str:
+def names(targets: Sequence[str], lang: Lang) -> str:
     """Publish targets for people: `slack:C…` as `#C…`, documents by name or URL."""
     return join(lang, ["#" + x.split(":", 1)[1] if ":" in x else x for x in targets])
 

@@ -59,6 +59,8 @@ def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
     for edge in edges:
         routes.extend(r for r in edge.routes() if isinstance(r, BaseRoute))
     return Starlette(routes=routes)
+
+
 class _NoTokens(logging.Filter):
     """The access log keeps the path, never a sign-in link's token (`?token=…` becomes `?token=…`)."""
 

@@ -184,11 +184,10 @@ def malformed(body: bytes, content_type: str) -> str | None:
         if why:
             return f"payload.{why}"
         actions = payload.get("actions")
-        if payload.get("type") == "block_actions" and not (
-                isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)):
-            return "block_actions without actions"
-        if payload.get("type") == "block_actions" and not isinstance((actions or [{}])[0].get("action_id"), str):
-            return "block_actions whose first action has no action_id"  # Bolt's matcher indexes it
+        if payload.get("type") == "block_actions" and not (  # Bolt's matcher indexes the first one's action_id
+                isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)
+                and isinstance(actions[0].get("action_id"), str)):
+            return "block_actions without actions, each an object, the first with an action_id"
         return None
     try:
         data = load_json(text or "null")
