@@ -376,6 +376,11 @@ class ChatBot:
             submit=t(lang, "form_submit"),
         )
 
+    def edit_form_reply(self, team: Team, label: str | None, lang: Lang) -> Reply:
+        """The form with a line naming its cycle: what Edit and `/weekly edit` answer alike."""
+        form = self.edit_form(team, label, lang)
+        return Reply(t(lang, "edit_intro", cycle=form.value.split(":", 1)[1]), form=form)
+
     def _edit_command(self, platform: str, user_id: str, args: list[str], body: str) -> Outcome:
         """`/weekly edit`: the form (a platform opens it; the console shows it as text); `/weekly edit` and
         then the two sections under their headings: stored as the lead's revision."""
@@ -391,12 +396,8 @@ class ChatBot:
             return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd="edit"))])
         label = label or self.service.previewed_cycle(team, member)  # the report the lead last saw, if recent
         if not body.strip():
-            def form() -> list[Reply]:
-                f = self.edit_form(team, label, lang)
-                return [Reply(t(lang, "edit_intro", cycle=f.value.split(":", 1)[1]), form=f)]
-
             # compiling may draft the closing sections (an LLM call): never before the platform's answer
-            return Outcome(later=lambda: self._guard(member, form))
+            return Outcome(later=lambda: self._guard(member, lambda: [self.edit_form_reply(team, label, lang)]))
         reflections, next_week = two_parts(body)
         return Outcome(later=lambda: self._guard(member, lambda: self._save_edit(member, team, label, reflections,
                                                                                    next_week, lang)))
@@ -510,8 +511,7 @@ class ChatBot:
             if member not in team.leads:
                 return Outcome([Reply(t(lang, "not_lead", team=team.title, cmd="edit" if "edit" in action else "summary"))])
             if action == "edit":
-                return Outcome(self._guard(member, lambda: [Reply(t(lang, "form_title"),
-                                                                  form=self.edit_form(team, label or None, lang))]))
+                return Outcome(self._guard(member, lambda: [self.edit_form_reply(team, label or None, lang)]))
             if action == "edit_summary":  # stored before the answer; the new preview comes after it
                 got = fields or {}
                 saved: list[Report] = []

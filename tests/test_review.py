@@ -216,7 +216,7 @@ def test_the_terminal_edits_line_by_line_and_keeps_the_buttons_pressable(make_ap
     said(out)
     chat.handle("1")  # Edit
     shown = said(out)
-    assert shown[:3] == ["  bot → 王芳: 编辑收尾部分",
+    assert shown[:3] == ["  bot → 王芳: 2024-W42：编辑收获与反思、下周工作及目标，每行一条，以（来源：标题、…）结尾。",
                          "    （在下面逐行写，保留两个标题行；单独一行“.”保存，/cancel 放弃。当前内容：）",
                          "    ## 收获与反思"]
     assert "    # 下周工作及目标" in shown and shown[-1] == "    清分对账：完成差错自动归因。（来源：清分对账）"
