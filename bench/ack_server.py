@@ -22,8 +22,7 @@ sys.path.insert(0, str(ROOT))
 import uvicorn  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 
-HELP = ("/weekly 用法：\n  /weekly status — 本期谁交了\n  /weekly summary — 生成周报\n  /weekly skip — 本期跳过\n"
-        "  /weekly away 日期 — 请假\n  /weekly help — 这段说明")
+from bot.i18n import t  # noqa: E402
 
 
 def floor_app(secret: str, api_url: str) -> Starlette:
@@ -43,9 +42,11 @@ def floor_app(secret: str, api_url: str) -> Starlette:
     def on_message(ack: Any) -> None:
         ack()
 
+    help_text = t("zh", "help")  # the same words weekly-bot answers, so both send as much
+
     @bolt.command("/weekly")
     def on_command(ack: Any) -> None:
-        ack(text=HELP)
+        ack(text=help_text)
 
     handler = SlackRequestHandler(bolt)
 
