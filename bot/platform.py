@@ -111,7 +111,8 @@ class Context(Protocol):
 
 
 class Platform(Protocol):
-    """How the core reaches people on one platform."""
+    """How the core reaches people on one platform. One may set `in_flight`, the sends it takes at once
+    in a fan-out (default bot.fanout.SENDERS)."""
 
     platform: str  # its registry name: "slack", "feishu"; also the team file's key for a member's id
 

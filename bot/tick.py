@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from bot.config import Team
 from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
-from bot.fanout import run_paced
+from bot.fanout import SENDERS, run_paced
 from bot.i18n import STATUS_TIME, bracket, join, period, t, with_owners
 from bot.model import Cycle, SummaryItem
 from bot.notify import RateLimited, Sender, deliver, pick_sender
@@ -203,7 +203,9 @@ def _tick_team(service: WeeklyService, senders: Sequence[Sender], team: Team, at
         service.finish_message(job.due.key, ok=False, at=at, error=str(e)[:500])
         sent(job, Sent(job.due, senders[0].platform, False, job.text or "", str(e)))
 
-    run_paced(jobs, work, channel=lambda j: j.due.member, gave_up=gave_up)
+    # a platform may take fewer sends at once (the terminal: one, so its lines come out whole and in order)
+    threads = min((int(getattr(s, "in_flight", SENDERS)) for s in senders), default=SENDERS)
+    run_paced(jobs, work, channel=lambda j: j.due.member, gave_up=gave_up, threads=threads)
     return [result for _n, result in sorted(out, key=lambda x: x[0])]
 
 

@@ -159,6 +159,7 @@ class ConsoleSender:
     Every member can be reached on it."""
 
     platform = "console"
+    in_flight = 1  # one terminal: prompts print whole, in the order the tick lists them
 
     def __init__(self, chat: ConsoleChat) -> None:
         self.chat = chat

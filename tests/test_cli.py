@@ -137,6 +137,8 @@ def test_demo_runs_a_whole_cycle_offline() -> None:
             "请回复【结算通道、O1 业务服务】这两周的进展") in out
     assert "      上期计划：\n        - 结算通道：招商银行直连完成联调，10月中旬进入验收。\n" in out
     assert out.count("开始收集了") == 6  # every owner prompted once, but 陈静, away over the deadline
+    prompted = [line.split(" (DM)")[0].split("→ ")[1] for line in out.splitlines() if "开始收集了" in line]
+    assert prompted == ["李雷", "张伟", "刘洋", "赵敏", "孙浩", "王芳"]  # the terminal takes one send at a time
     assert "bot → 陈静 (DM)" not in out and "本周" not in out.split("owners answer in chat")[0]
     assert "  (nothing due)" in out
     assert "bot → 刘洋 (DM): 提醒：" in out
