@@ -6,6 +6,7 @@ The domain and use-cases depend on these, never on `storage/`; the composition r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Protocol
 
@@ -87,6 +88,7 @@ class AwayStore(Protocol):
 class EventStore(Protocol):
     """Platform deliveries already handled (dedupe)."""
 
+    def together(self) -> AbstractContextManager[None]: ...
     def claim_event(self, *, platform: str, event_id: str, at: datetime) -> bool: ...
     def mark_event(self, *, platform: str, event_id: str, at: datetime) -> None: ...
     def event_seen(self, *, platform: str, event_id: str) -> bool: ...

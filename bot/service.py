@@ -11,7 +11,8 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -603,6 +604,20 @@ class WeeklyService:
             return None
         return self.store.delete_update(platform=platform, message_id=message_id, at=self.now(),
                                         event=(platform, event_id) if event_id else None, changed_ts=changed_ts)
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The calls made on this thread inside the block applied in one transaction (storage's group
+        commit). If it is rolled back, what memory keeps of the database (cycles, ids) is read again:
+        a call inside may have kept a row the rollback took back."""
+        try:
+            with self.store.together():
+                yield
+        except BaseException:
+            self.forget_cycles()
+            with self._cache_lock:
+                self._ids.clear()
+            raise
 
     def mark_event(self, platform: str, event_id: str | None) -> None:
         """Mark an event that stores nothing (a command, a button) handled; AlreadyHandled when it was."""

@@ -7,9 +7,14 @@ import asyncio
 import json
 import logging
 import os
+import queue
+import threading
+import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -39,6 +44,147 @@ async def in_worker(fn: Callable[..., T], *args: Any) -> T:
     if limiter is None:
         limiter = _limiters[loop] = CapacityLimiter(WORKER_THREADS)
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+
+GROUP_LIMIT = 32  # events applied in one transaction at most
+HELD_S = 1.0  # a group that failed after this long met a held database: the events waiting behind it fail too
+
+
+@dataclass
+class _Job:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class GroupCommit:
+    """Chat events applied in groups, one transaction each (group commit).
+
+    Requests that store an event (a DM, its edit, its deletion) wait here while one thread of the edge's
+    own works: it takes every request waiting (up to GROUP_LIMIT), runs each one's dispatch (Bolt's or
+    the SDK's: the event is applied and marked, each in a savepoint) inside one `service.together()`
+    transaction, commits once, and only then answers them all. Under a burst that is one BEGIN, one
+    COMMIT and one hand-over between threads for many events instead of one each; alone, an event is a
+    group of one. The work a dispatch leaves for after its ack (`hold`) starts after the commit.
+
+    All or none: if any event of a group fails to apply (its dispatch answers `failed`), or the commit
+    fails, the whole group is rolled back and nothing of it is answered yet. Each of its requests is then
+    run again in a group of its own, so only the failing one is answered RetryLater (the platform delivers
+    it again; it was not stored, so it is not doubled). A group that failed only after HELD_S met a
+    database held elsewhere: its requests and those waiting behind it fail at once rather than each wait
+    as long again.
+    """
+
+    def __init__(self, together: Callable[[], AbstractContextManager[None]], failed: Callable[[Any], bool],
+                 *, name: str) -> None:
+        self._together = together
+        self._failed = failed
+        self._name = name
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._held = threading.local()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the next group; its result once that group has committed, else RetryLater."""
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, args, loop, loop.create_future())
+        self._queue.put(job)
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._work, name=f"{self._name}-group", daemon=True)
+                    self._thread.start()
+        return cast(T, await job.future)
+
+    def hold(self, job: Callable[[], object]) -> bool:
+        """Keep `job` (work after an ack) until this thread's group commits; False outside a group."""
+        jobs: list[Callable[[], object]] | None = getattr(self._held, "jobs", None)
+        if jobs is None:
+            return False
+        jobs.append(job)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            while len(group) < GROUP_LIMIT:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(group)
+
+    def _run(self, group: list[_Job]) -> None:
+        started = time.monotonic()
+        error = self._attempt(group)
+        if error is None:
+            return
+        held = time.monotonic() - started >= HELD_S
+        if len(group) > 1 and not held:  # one event failed (the rollback took back the others): each alone
+            for job in group:
+                alone = self._attempt([job])
+                if alone is not None:
+                    self._fail([job], alone)
+            return
+        failing = list(group)
+        while held:  # the database is held: those waiting would wait as long, so they fail now too
+            try:
+                failing.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._fail(failing, error)
+
+    def _attempt(self, group: list[_Job]) -> Exception | None:
+        """Run the group in one transaction; on its commit answer every request and start the work
+        they left; else the exception, nothing answered."""
+        results: list[Any] = []
+        after: list[Callable[[], object]] = []
+        self._held.jobs = after
+        try:
+            with self._together():
+                for job in group:
+                    result = job.fn(*job.args)
+                    if self._failed(result):
+                        raise RetryLater("an event could not be applied")
+                    results.append(result)
+        except Exception as e:
+            return e
+        finally:
+            self._held.jobs = None
+        self._answer([(job, result, None) for job, result in zip(group, results, strict=True)])
+        for work in after:
+            work()
+        return None
+
+    def _fail(self, jobs: list[_Job], error: Exception) -> None:
+        if not isinstance(error, RetryLater):  # an event's own failure was logged where it happened
+            logger.error("%s: storing an event failed (%s: %s); the platform will deliver it again%s",
+                         self._name, type(error).__name__, str(error).splitlines()[0] if str(error) else "",
+                         f" (and the {len(jobs) - 1} others waiting with it)" if len(jobs) > 1 else "")
+        self._answer([(job, None, RetryLater(str(error))) for job in jobs])
+
+    @staticmethod
+    def _answer(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, some in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, some)
+            except RuntimeError:  # that loop has closed: nobody waits for these answers
+                pass
+
+
+def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():  # its request went away (the client hung up)
+            continue
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
 
 
 
@@ -156,6 +302,7 @@ class Directory:
     def __init__(self, app: Context) -> None:
         self.app = app
         self._no_match: set[str] = set()  # user ids whose email matched no member (this process)
+        self._settled: set[str] = set()  # user ids known to be a member or no member (this process)
 
     def _lookup_email(self, email: str) -> str | None:
         """The platform's user id for an email, None if it has none; raises SendError when it can't say."""
@@ -189,9 +336,14 @@ class Directory:
         logger.info("%s: member %s is %s (found by email)", self.name, member, user_id)
         return user_id
 
+    def recognised(self, user_id: str) -> bool:
+        """Whether `recognise` has settled who this is in this process (from memory: no lookup)."""
+        return user_id in self._settled
+
     def recognise(self, user_id: str) -> None:
         """Make sure someone with no id in the team file is matched to a member by email."""
         if user_id in self._no_match or self.app.service.member_by(self.platform, user_id) is not None:
+            self._settled.add(user_id)
             return
         known = self.known_ids()
         candidates = {m.email.lower(): k for k, m in self.app.team_file.members.items() if m.email and k not in known}
@@ -199,8 +351,10 @@ class Directory:
         member = candidates.get(email) if email else None
         if member is None:
             self._no_match.add(user_id)
+            self._settled.add(user_id)
             return
         self.app.service.remember_platform_id(member, self.platform, user_id)
+        self._settled.add(user_id)
         logger.info("%s: member %s is %s (matched by email)", self.name, member, user_id)
 
     def name_of(self, user_id: str) -> str | None:

@@ -7,7 +7,7 @@ costs the same few queries whether the team has 5 cycles or 500.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.records import AnswerMark, StoredRevision, StoredUpdate
-from storage.db import READ
 from storage.models import (
     CycleRow,
     RevisionRow,
@@ -37,10 +36,15 @@ class WebRepo:
 
     _sessions: sessionmaker[Session]
 
+    def _tx(self) -> AbstractContextManager[Session]:  # Store's: a writing transaction, queued
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Session]:  # Store's: no SQLite write lock for a page load
+        raise NotImplementedError
+
     @contextmanager
     def _web_read(self) -> Iterator[Session]:
-        with self._sessions() as session:
-            session.connection(execution_options=READ)  # no SQLite write lock for a page load
+        with self._read() as session:
             yield session
 
     # -- history -----------------------------------------------------------------------------
@@ -87,14 +91,14 @@ class WebRepo:
     # -- sign-in links -----------------------------------------------------------------------
     def put_web_link(self, *, token_hash: str, member_key: str, at: datetime, expires_at: datetime) -> None:
         """Keep a new link's hash; links that expired are forgotten on the way."""
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             s.execute(delete(WebLinkRow).where(WebLinkRow.expires_at < at))
             s.add(WebLinkRow(token_hash=token_hash, member_key=member_key, created_at=at, expires_at=expires_at))
 
     def take_web_link(self, *, token_hash: str, at: datetime) -> str | None:
         """The link's member if it is known and not expired; it is gone afterwards either way. One
         DELETE … RETURNING: of two processes opening the same link at once, exactly one gets it."""
-        with self._sessions.begin() as s:
+        with self._tx() as s:
             row = s.execute(delete(WebLinkRow).where(WebLinkRow.token_hash == token_hash)
                             .returning(WebLinkRow.member_key, WebLinkRow.expires_at)).first()
         if row is None:
@@ -111,7 +115,7 @@ class WebRepo:
         if found is not None:
             return found
         try:
-            with self._sessions.begin() as s:
+            with self._tx() as s:
                 s.add(WebSecretRow(name=name, value=candidate, created_at=at))
         except IntegrityError:
             pass  # another process made it first: use theirs

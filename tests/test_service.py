@@ -315,3 +315,30 @@ def test_an_update_parked_for_an_owner_of_two_teams_moves_once_and_edits_follow(
     assert [s.content for s in svc.report(svc.team("ops"), summarize=False).sections] == ["对账差错2笔"]
     svc.delete("zhang", platform="slack", message_id="D1:7.7")
     assert [s.state for s in svc.report(svc.team("ops"), summarize=False).sections] == ["missing"]
+
+
+def test_together_applies_its_calls_in_one_transaction_and_a_rollback_leaves_nothing_in_memory(
+        make_app: Callable[..., App]) -> None:
+    """Group commit (issue 13): inside `together` a call sees the ones before it; a rollback takes them all
+    back, and the cycle row a call created then is not kept in memory (the next answer would cite a row
+    that does not exist)."""
+    from .conftest import OPEN_CYCLE
+
+    app = make_app(FixedClock(OPEN_CYCLE))
+    service = app.service
+    team = service.team(None)
+    label = service.current_cycle(team).label
+    with pytest.raises(RuntimeError), service.together():
+        first = service.record("zhang", "对账差错3笔", platform="slack", message_id="m1")
+        assert isinstance(first, Recorded)
+        assert service.store.update_by_message(platform="slack", message_id="m1") is not None  # seen inside
+        service.record("zhang", "对账差错清零", platform="slack", message_id="m0")  # the cycle read from memory
+        raise RuntimeError("the group fails")
+    assert service.store.find_cycle(team_key=team.key, label=label) is None  # the cycle's row went too
+    assert service.store.update_by_message(platform="slack", message_id="m1") is None
+    with service.together():
+        service.record("zhang", "对账差错3笔", platform="slack", message_id="m1")
+        service.record("zhang", "对账差错清零", platform="slack", message_id="m2")
+    stored = service.store.find_cycle(team_key=team.key, label=label)
+    assert stored is not None
+    assert sorted(u.text for u in service.store.updates(cycle_id=stored.id)) == ["对账差错3笔", "对账差错清零"]

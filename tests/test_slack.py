@@ -930,3 +930,57 @@ def test_a_client_hanging_up_mid_body_leaves_no_traceback(slack: Slack) -> None:
     seen = hang_up_mid_body(slack.url + "/slack/events")
     assert [r.getMessage() for r in seen if r.exc_info or r.levelno >= logging.ERROR] == []
     assert slack.updates() == []
+
+
+# -- group commit: a burst of DMs stored in a few transactions, a failing one alone ----------------
+def _burst(slack: Slack, texts: list[str], *, hold_db_s: float = 0.0) -> list[int]:
+    """Send one DM per text at once (threads), optionally while another connection holds SQLite's write
+    lock for `hold_db_s` (so the requests queue up and are applied as one group); their statuses."""
+    import sqlite3
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = []
+    for n, text in enumerate(texts):
+        ts = f"1728957700.{n:06d}"
+        bodies.append(slack.event_body({"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im",
+                                        "user": "U0ZHANG001", "text": text, "ts": ts, "event_ts": ts}))
+    holder = None
+    if hold_db_s:
+        holder = sqlite3.connect(str(slack.app.store.engine.url.database), isolation_level=None,
+                                 check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(hold_db_s, holder.rollback).start()
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        statuses = list(pool.map(lambda b: slack.post(b, "application/json")[0], bodies))
+    if holder is not None:
+        holder.close()
+    return statuses
+
+
+@sqlite_only
+def test_a_burst_of_dms_is_stored_and_confirmed_once_each(slack: Slack) -> None:
+    texts = [f"第{n}项：清算对账完成{n}笔。" for n in range(24)]
+    assert _burst(slack, texts, hold_db_s=0.4) == [200] * 24
+    settle()
+    assert sorted(u.text for u in slack.updates()) == sorted(texts)
+    confirmations = slack.texts("U0ZHANG001")
+    assert len(confirmations) == 24
+    assert sorted(confirmations) == sorted(recorded("清分对账", text) for text in texts)
+
+
+@sqlite_only
+def test_a_dm_that_cannot_be_stored_fails_alone_and_its_group_is_stored(slack: Slack) -> None:
+    from sqlalchemy import text as sql
+
+    with slack.app.store.engine.begin() as conn:  # the database itself refuses this one message
+        conn.execute(sql("CREATE TRIGGER refuse BEFORE INSERT ON updates WHEN NEW.text LIKE '%POISON%' "
+                         "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    texts = [f"第{n}项：头寸预测上线{n}个产品。" for n in range(12)]
+    texts.insert(5, "POISON 这一条存不进去")
+    statuses = _burst(slack, texts, hold_db_s=0.4)
+    assert statuses == [500 if "POISON" in x else 200 for x in texts]
+    settle()
+    good = [x for x in texts if "POISON" not in x]
+    assert sorted(u.text for u in slack.updates()) == sorted(good)
+    assert sorted(slack.texts("U0ZHANG001")) == sorted(recorded("清分对账", x) for x in good)

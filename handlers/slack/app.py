@@ -41,7 +41,16 @@ from bot.errors import ConfigError, report_error
 from bot.i18n import t
 from bot.notify import RateLimited, SendError
 from bot.platform import Context, Form, Incoming, chunks
-from handlers.edge import ChatEdge, Directory, QuietRetries, body_or_refusal, in_worker, load_json
+from handlers.edge import (
+    ChatEdge,
+    Directory,
+    GroupCommit,
+    QuietRetries,
+    RetryLater,
+    body_or_refusal,
+    in_worker,
+    load_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,65 +163,73 @@ def fallback_text(text: str) -> str:
 def malformed(body: bytes, content_type: str) -> str | None:
     """Why a (signed) request is not one Slack sends, or None. Bolt and our listeners then never see a
     non-object event, a non-string text, an empty actions list or invalid UTF-8."""
+    return _shape(body, content_type)[0]
+
+
+def _shape(body: bytes, content_type: str) -> tuple[str | None, dict[str, Any] | None]:
+    """`malformed`'s answer, and the body read: an event callback's JSON object, a slash command's fields
+    (None for an interactive payload)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return "not UTF-8"
+        return "not UTF-8", None
     if content_type.startswith("application/x-www-form-urlencoded"):
         form = parse_qs(text, keep_blank_values=True)
         if "payload" not in form:
-            return None if "command" in form else "neither a command nor a payload"
+            if "command" not in form:
+                return "neither a command nor a payload", None
+            return None, {k: v[-1] for k, v in form.items()}
         try:
             payload = load_json(form["payload"][0])
         except ValueError as e:
-            return f"payload: {e}"
+            return f"payload: {e}", None
         if not isinstance(payload, dict) or not isinstance(payload.get("user") or {}, dict):
-            return "payload is not an object with a user"
+            return "payload is not an object with a user", None
         if "view" in payload and not isinstance(payload["view"], dict):
-            return "payload.view is not an object"
+            return "payload.view is not an object", None
         why = _wrong_types(payload, objects=("team", "enterprise", "channel", "container", "view", "message",
                                              "state"),
                            strings=("type", "trigger_id", "response_url", "api_app_id", "token", "callback_id"))
         if why:
-            return f"payload.{why}"
+            return f"payload.{why}", None
         for part in ("user", "team", "enterprise", "channel", "view"):
             why = _wrong_types(payload.get(part) or {}, objects=("state",),
                                strings=("id", "team_id", "enterprise_id", "private_metadata", "callback_id"))
             if why:
-                return f"payload.{part}.{why}"
+                return f"payload.{part}.{why}", None
         why = _unsafe_for_bolt(payload)
         if why:
-            return f"payload.{why}"
+            return f"payload.{why}", None
         actions = payload.get("actions")
         if payload.get("type") == "block_actions" and not (  # Bolt's matcher indexes the first one's action_id
                 isinstance(actions, list) and actions and all(isinstance(a, dict) for a in actions)
                 and isinstance(actions[0].get("action_id"), str)):
-            return "block_actions without actions, each an object, the first with an action_id"
-        return None
+            return "block_actions without actions, each an object, the first with an action_id", None
+        return None, None
     try:
         data = load_json(text or "null")
     except ValueError as e:
-        return str(e)
+        return str(e), None
     if not isinstance(data, dict):
-        return "not a JSON object"
+        return "not a JSON object", None
     why = _wrong_types(data, objects=("event",), strings=("type", "team_id", "enterprise_id", "api_app_id",
                                                           "event_id", "token", "challenge"))
     if why:
-        return why
+        return why, None
     auths = data.get("authorizations")
     if auths is not None and not (isinstance(auths, list) and all(isinstance(a, dict) for a in auths)):
-        return "authorizations is not a list of objects"
+        return "authorizations is not a list of objects", None
     if data.get("type") == "event_callback":
         event = data.get("event")
         if not isinstance(event, dict):
-            return "event is not an object"
+            return "event is not an object", None
         for key in ("text", "user", "channel", "ts", "subtype", "channel_type"):
             if key in event and event[key] is not None and not isinstance(event[key], str):
-                return f"event.{key} is not a string"
+                return f"event.{key} is not a string", None
         for key in ("message", "previous_message"):
             if key in event and not isinstance(event[key], dict | None):
-                return f"event.{key} is not an object"
-    return _unsafe_for_bolt(data)
+                return f"event.{key} is not an object", None
+    return _unsafe_for_bolt(data), data
 
 
 _IDS = ("user", "team", "channel", "enterprise")  # Bolt reads each as a string id or an object with an "id"
@@ -512,6 +529,7 @@ class SlackEdge(ChatEdge):
         self.bolt = _bolt_app(client, signing_secret)
         self.verifier = signing_secret.encode() if signing_secret else None  # the HMAC key
         self._after_pool = ThreadPoolExecutor(max_workers=AFTER_THREADS, thread_name_prefix="slack-after")
+        self.group = GroupCommit(app.service.together, lambda r: r.status >= 500, name="Slack")
         self.bolt.event("message")(self._on_message)
         self.bolt.command("/weekly")(self._on_command)
         self.bolt.action(re.compile("^" + ACTION_PREFIX))(self._on_action)
@@ -526,7 +544,8 @@ class SlackEdge(ChatEdge):
             except Exception as e:  # each after-function guards its own deliveries; this is a last resort
                 report_error(f"{self.name}: work after the ack", e, logger)
 
-        self._after_pool.submit(run)
+        if not self.group.hold(lambda: self._after_pool.submit(run)):  # in a group: once it has committed
+            self._after_pool.submit(run)
 
     # -- HTTP ---------------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -541,11 +560,23 @@ class SlackEdge(ChatEdge):
             return body
         if self.verifier is not None and not self._signed(request, body):
             return JSONResponse({"error": "invalid request"}, status_code=401)
-        why = malformed(body, request.headers.get("content-type") or "")
+        why, data = _shape(body, request.headers.get("content-type") or "")
         if why:
             logger.warning("Slack: refused a signed but malformed request (%s)", why)
             return JSONResponse({"error": "malformed request"}, status_code=400)
-        response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
+        event = (data or {}).get("event") or {}
+        if data is not None and (event.get("type") == "message" or "command" in data):
+            # a DM (or its edit or deletion) or a command: applied in a group with those arriving now, after
+            # any Web API lookup of who sent it, which must not hold up the group
+            user = str(event.get("user") or data.get("user_id") or "")
+            if user and not self.directory.recognised(user):
+                await in_worker(self.directory.recognise, user)
+            try:
+                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body))
+            except RetryLater:
+                return JSONResponse({"error": "try again"}, status_code=500)
+        else:
+            response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
         if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
             return Response(status_code=200)
         return to_starlette_response(response)

@@ -32,7 +32,10 @@ C = TypeVar("C", bound=_Named)
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that hung up (a sender killed mid-call) is no error worth a traceback on the test's stderr."""
+    """A client that hung up (a sender killed mid-call) is no error worth a traceback on the test's stderr.
+    Like a real API, it takes a burst of connections at once (socketserver's default backlog is 5)."""
+
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         return
