@@ -11,7 +11,9 @@ import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -44,6 +46,77 @@ async def in_worker(fn: Callable[..., T], *args: Any) -> T:
     if limiter is None:
         limiter = _limiters[loop] = CapacityLimiter(WORKER_THREADS)
     return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+
+
+AFTER_WAIT_S = 1.0  # work after an ack waits at most this long for a burst of requests to pass
+QUIET_S = 0.05  # ... which has passed when no request has come or gone for this long
+
+
+class AfterAck:
+    """Work an ack left (a confirmation to post, a report to compile), run on the edge's own threads once
+    the requests arriving have been answered (none in flight, none for QUIET_S), or after AFTER_WAIT_S at
+    the latest.
+
+    Acks come first: Slack and Feishu give an ack 3 s, while a confirmation a second late is still in time.
+    Under a burst the Web API calls (most of a DM's CPU) wait for the burst to pass instead of competing
+    with the acks for the interpreter; under steady load they go out AFTER_WAIT_S late, in order."""
+
+    def __init__(self, threads: int, *, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{name}-after")
+        self._waiting: deque[tuple[float, object, Callable[[], None]]] = deque()
+        self._lanes: dict[object, deque[Callable[[], None]]] = {}  # a key's jobs, while one of them runs
+        self._in_flight = 0
+        self._last = 0.0  # when a request last came or went
+        self._cond = threading.Condition()
+        threading.Thread(target=self._release, name=f"{name}-after-release", daemon=True).start()
+
+    def came(self) -> None:
+        """A request came (call `went` when it is answered): work waits while any is being served. On the
+        event loop's thread only."""
+        self._in_flight += 1
+        self._last = time.monotonic()
+
+    def went(self) -> None:
+        self._in_flight -= 1
+        self._last = time.monotonic()
+        if not self._in_flight and self._waiting:
+            with self._cond:
+                self._cond.notify()
+
+    def submit(self, key: str | None, job: Callable[[], None]) -> None:
+        """Run `job` after the burst; jobs of one key run one after another, in order (None: a key alone)."""
+        with self._cond:
+            self._waiting.append((time.monotonic() + AFTER_WAIT_S, key if key is not None else object(), job))
+            self._cond.notify()
+
+    def _release(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                while (due := self._waiting[0][0] - time.monotonic()) > 0:
+                    quiet = self._last + QUIET_S - time.monotonic()
+                    if not self._in_flight and quiet <= 0:
+                        break
+                    self._cond.wait(due if self._in_flight else min(due, quiet))
+                for _, key, job in self._waiting:
+                    lane = self._lanes.get(key)
+                    if lane is not None:  # that person's earlier work is still running: after it
+                        lane.append(job)
+                        continue
+                    self._lanes[key] = deque([job])
+                    self._pool.submit(self._run_lane, key)
+                self._waiting.clear()
+
+    def _run_lane(self, key: object) -> None:
+        while True:
+            with self._cond:
+                lane = self._lanes[key]
+                if not lane:
+                    del self._lanes[key]
+                    return
+                job = lane.popleft()
+            job()
 
 
 GROUP_LIMIT = 32  # events applied in one transaction at most

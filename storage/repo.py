@@ -96,17 +96,33 @@ class _Raw:
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
         self.order: list[str] | None = list(compiled.positiontup) if compiled.positiontup else None
-        self.process: dict[str, Callable[[Any], Any]] = {}
+        self.process: list[tuple[str, Callable[[Any], Any]]] = []
         for name, bind in compiled.binds.items():
             proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
-                self.process[name] = proc
+                self.process.append((name, _last_one(proc)))
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        values = {k: (self.process[k](v) if k in self.process else v) for k, v in params.items()}
+        values = dict(params)
+        for name, proc in self.process:
+            values[name] = proc(values[name])
         cursor = conn.connection.cursor()
         cursor.execute(self.sql, [values[k] for k in self.order] if self.order is not None else values)
         return cursor
+
+
+def _last_one(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`proc` remembering its last answer: a DM's one time goes through the same processor four times."""
+    last: list[tuple[Any, Any]] = [(object(), None)]
+
+    def process(value: Any) -> Any:
+        seen, out = last[0]
+        if value is not seen:
+            out = proc(value)
+            last[0] = (value, out)
+        return out
+
+    return process
 
 
 class _HotStatements:

@@ -984,3 +984,26 @@ def test_a_dm_that_cannot_be_stored_fails_alone_and_its_group_is_stored(slack: S
     good = [x for x in texts if "POISON" not in x]
     assert sorted(u.text for u in slack.updates()) == sorted(good)
     assert sorted(slack.texts("U0ZHANG001")) == sorted(recorded("清分对账", x) for x in good)
+
+
+@sqlite_only
+def test_a_confirmation_waits_for_the_requests_in_flight_but_not_past_a_second(slack: Slack) -> None:
+    """Acks first (issue 13): work after an ack waits while requests are being served, at most AFTER_WAIT_S."""
+    import socket
+
+    from handlers.edge import AFTER_WAIT_S
+
+    host, port = urlsplit(slack.url).hostname, urlsplit(slack.url).port
+    stalled = socket.create_connection((host, port))  # its headers sent, its body never: a request in flight
+    stalled.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n")
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        slack.say("U0ZHANG001", "对账差错3笔")
+        slack.fake.wait_for("chat.postMessage", count=1)
+        waited = time.monotonic() - started
+    finally:
+        stalled.close()
+    assert AFTER_WAIT_S * 0.9 <= waited < AFTER_WAIT_S + 1.5
+    assert slack.texts("U0ZHANG001") == [recorded("清分对账", "对账差错3笔")]

@@ -16,7 +16,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -42,6 +41,7 @@ from bot.i18n import t
 from bot.notify import RateLimited, SendError
 from bot.platform import Context, Form, Incoming, chunks
 from handlers.edge import (
+    AfterAck,
     ChatEdge,
     Directory,
     GroupCommit,
@@ -65,6 +65,7 @@ MAX_BUTTONS = 25
 INPUT_LIMIT = 3000  # Block Kit: characters in a plain_text_input
 QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
+VERIFIED = "weekly_signature_checked"  # in a BoltRequest's context: the endpoint checked its signature
 HISTORY_LOOKBACK = 30  # messages of a DM searched for one a crashed sender may have sent
 _MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
@@ -478,12 +479,13 @@ def _retry_after(headers: Any) -> float:
 
 # -- the signature check ---------------------------------------------------------------------
 class QuietRequestVerification(RequestVerification):
-    """Bolt's signature check (v0 HMAC, 5-minute window) that, unlike Bolt's, never logs the request body."""
+    """Bolt's signature check (v0 HMAC, 5-minute window) that, unlike Bolt's, never logs the request body;
+    for a request whose signature SlackEdge.endpoint has checked already, Bolt's check is not made twice."""
 
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],
     ) -> BoltResponse:
-        if req.mode == "socket_mode":  # the WebSocket itself is authenticated by the app token
+        if req.mode == "socket_mode" or req.context.get(VERIFIED):  # the app token / SlackEdge.endpoint did
             return next()
         timestamp = req.headers.get("x-slack-request-timestamp", ["0"])[0]
         signature = req.headers.get("x-slack-signature", [""])[0]
@@ -528,15 +530,17 @@ class SlackEdge(ChatEdge):
         self.sender = SlackSender(client, self.directory)
         self.bolt = _bolt_app(client, signing_secret)
         self.verifier = signing_secret.encode() if signing_secret else None  # the HMAC key
-        self._after_pool = ThreadPoolExecutor(max_workers=AFTER_THREADS, thread_name_prefix="slack-after")
+        self.after_ack = AfterAck(AFTER_THREADS, name="slack")
         self.group = GroupCommit(app.service.together, lambda r: r.status >= 500, name="Slack")
         self.bolt.event("message")(self._on_message)
         self.bolt.command("/weekly")(self._on_command)
         self.bolt.action(re.compile("^" + ACTION_PREFIX))(self._on_action)
         self.bolt.view(re.compile("^" + FORM_PREFIX))(self._on_form)
 
-    def _after(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run `fn(*args)` once the ack function returns, on one of the edge's after-ack threads."""
+    def _after(self, key: str | None, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(*args)` once the ack function returns, on one of the edge's after-ack threads; after the
+        work left earlier under the same `key` (a person's DMs: their confirmations keep the DMs' order),
+        else alongside it (a command's slow work holds up nothing else)."""
 
         def run() -> None:
             try:
@@ -544,8 +548,8 @@ class SlackEdge(ChatEdge):
             except Exception as e:  # each after-function guards its own deliveries; this is a last resort
                 report_error(f"{self.name}: work after the ack", e, logger)
 
-        if not self.group.hold(lambda: self._after_pool.submit(run)):  # in a group: once it has committed
-            self._after_pool.submit(run)
+        if not self.group.hold(lambda: self.after_ack.submit(key, run)):  # in a group: once it has committed
+            self.after_ack.submit(key, run)
 
     # -- HTTP ---------------------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
@@ -554,7 +558,15 @@ class SlackEdge(ChatEdge):
     async def endpoint(self, request: Request) -> Response:
         """Events, commands and interactivity. The body is read up to 1 MiB (413 past it), its signature
         checked on the raw bytes (401), then its shape (400), and only then does Bolt parse and dispatch
-        it, in a worker thread (it blocks on the database)."""
+        it, on a thread of its own (it blocks on the database): DMs and commands in a group commit. Work
+        after the acks waits while requests are in flight (AfterAck)."""
+        self.after_ack.came()
+        try:
+            return await self._endpoint(request)
+        finally:
+            self.after_ack.went()
+
+    async def _endpoint(self, request: Request) -> Response:
         body = await body_or_refusal(request, "Slack", "error")
         if isinstance(body, Response):
             return body
@@ -572,14 +584,17 @@ class SlackEdge(ChatEdge):
             if user and not self.directory.recognised(user):
                 await in_worker(self.directory.recognise, user)
             try:
-                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body))
+                response = await self.group.run(self.bolt.dispatch, self._bolt_request(request, body))
             except RetryLater:
                 return JSONResponse({"error": "try again"}, status_code=500)
         else:
-            response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
+            response = await in_worker(self.bolt.dispatch, self._bolt_request(request, body))
         if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
             return Response(status_code=200)
         return to_starlette_response(response)
+
+    def _bolt_request(self, request: Request, body: bytes) -> BoltRequest:
+        return to_bolt_request(request, body, {VERIFIED: self.verifier is not None})
 
     def _signed(self, request: Request, body: bytes) -> bool:
         """Slack's v0 HMAC over the raw bytes (whatever they decode to), within five minutes."""
@@ -603,7 +618,7 @@ class SlackEdge(ChatEdge):
         event_id = str(body.get("event_id") or "") or None
         outcome = self._apply(lambda: self._direct_message(dm, event_id))
         if outcome.replies or outcome.later:
-            self._after(self._after_message, Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later))
+            self._after(f"dm:{dm.user}", self._after_message, Pending(dm.user, dm.channel, tuple(outcome.replies), outcome.later))
 
     def _direct_message(self, dm: DirectMessage, event_id: str | None) -> Outcome:
         self.directory.recognise(dm.user)
@@ -637,7 +652,7 @@ class SlackEdge(ChatEdge):
         else:
             ack()
         if rest or outcome.later:
-            self._after(self._after_command, Pending(user, None, rest, outcome.later), command)
+            self._after(None, self._after_command, Pending(user, None, rest, outcome.later), command)
 
     def _after_command(self, pending: Pending, command: dict[str, Any]) -> None:
         trigger = str(command.get("trigger_id") or "")
@@ -650,7 +665,7 @@ class SlackEdge(ChatEdge):
     def _on_action(self, ack: Ack, body: dict[str, Any]) -> None:
         """Ack a button press at once: publishing compiles the report, which may take a while."""
         ack()
-        self._after(self._after_action, body)
+        self._after(None, self._after_action, body)
 
     def _after_action(self, body: dict[str, Any]) -> None:
         url = str(body.get("response_url") or "")
@@ -702,7 +717,7 @@ class SlackEdge(ChatEdge):
                                                                  fields=tuple(sorted(fields.items())))))
         ack()
         if outcome.replies or outcome.later:
-            self._after(self._after_form, Pending(user, str(meta.get("response_url") or "") or None,
+            self._after(None, self._after_form, Pending(user, str(meta.get("response_url") or "") or None,
                                                   tuple(outcome.replies), outcome.later))
 
     def _after_form(self, pending: Pending) -> None:
