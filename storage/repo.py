@@ -9,7 +9,20 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -146,6 +159,32 @@ class _HotStatements:
             text=bindparam("text"), at=bindparam("at", type_=_REVISIONS.c.at.type)), dialect)
         self.unskip = _Raw(delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
                                                 _SKIPS.c.member_key == bindparam("member_key")), dialect)
+        self.at_once = _Raw(_answer_at_once(), dialect) if dialect.name == "postgresql" else None
+
+
+def _answer_at_once() -> Any:
+    """PostgreSQL: mark the event, add the answer, its first revision and take back a skip, in one
+    statement (data-modifying CTEs) — one round trip instead of four. Gives (marked, the new answer's id):
+    marked false for a redelivery (nothing added), the id NULL for a message stored before."""
+    marked = (pg_insert(_EVENTS).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
+                                        at=bindparam("at", type_=_EVENTS.c.at.type))
+              .on_conflict_do_nothing(index_elements=["platform", "event_id"]).returning(_EVENTS.c.id).cte("marked"))
+    columns = ("cycle_id", "section_key", "member_key", "platform", "message_id", "text", "deleted", "late",
+               "created_at", "updated_at", "changed_ts")
+    values = [sql_cast(bindparam("at" if c.endswith("_at") else c, type_=_UPDATES.c[c].type), _UPDATES.c[c].type)
+              for c in columns]
+    added = (pg_insert(_UPDATES).from_select(list(columns), select(*values).where(exists(select(marked.c.id))))
+             .on_conflict_do_nothing(index_elements=["platform", "message_id"]).returning(_UPDATES.c.id).cte("added"))
+    revised = insert(_REVISIONS).from_select(
+        ["update_id", "number", "action", "text", "at"],
+        select(added.c.id, literal_column("1"), literal_column("'create'"),
+               sql_cast(bindparam("text", type_=_REVISIONS.c.text.type), _REVISIONS.c.text.type),
+               sql_cast(bindparam("at", type_=_REVISIONS.c.at.type), _REVISIONS.c.at.type))).cte("revised")
+    unskipped = delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
+                                     _SKIPS.c.member_key == bindparam("member_key"),
+                                     bindparam("unskip", type_=Boolean), exists(select(added.c.id))).cte("unskipped")
+    return select(exists(select(marked.c.id)).label("marked"),
+                  select(added.c.id).scalar_subquery().label("id")).add_cte(revised, unskipped)
 
 
 class Store(WebRepo):
@@ -399,6 +438,18 @@ class Store(WebRepo):
                       changed_ts=changed_ts)
         q = self._q
         with self._write() as conn:
+            if q.at_once is not None and event is not None and message_id is not None:
+                marked, new_id = q.at_once.run(conn, {**values, "at": at, "event_id": event[1], "unskip": unskip}
+                                               ).fetchone()
+                if not marked:
+                    raise AlreadyHandled(event[1])  # marked before: a redelivery
+                if new_id is None:  # that message was stored before
+                    known = conn.execute(q.by_message, {"platform": platform, "message_id": message_id}).first()
+                    assert known is not None
+                    return stored_update(known), False  # type: ignore[arg-type]  # a row has the same fields
+                return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
+                                    platform=platform, message_id=message_id, text=text, deleted=False, late=late,
+                                    created_at=at, updated_at=at), True
             if event is not None and q.mark.run(
                     conn, {"platform": event[0], "event_id": event[1], "at": at}).fetchone() is None:
                 raise AlreadyHandled(event[1])  # marked before: a redelivery

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -201,3 +202,27 @@ def test_two_writers_marking_one_event_apply_it_once(prepared_db: str) -> None:
     for th in threads:
         th.join()
     assert sorted(outcomes) == ["applied"] + ["seen"] * 5
+
+
+def test_an_answer_with_its_event_is_one_write_of_all_it_changes(prepared_db: str) -> None:
+    """The DM ack's write (on PostgreSQL one statement): the event marked, the answer and its first revision
+    added, the member's skip taken back; a redelivery changes nothing; the same message under another
+    event id gives the first answer back, with that event marked."""
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    assert store.set_skip(cycle_id=cycle.id, member_key="m", at=T0)
+    assert store.set_skip(cycle_id=cycle.id, member_key="other", at=T0)
+    kwargs: dict[str, Any] = dict(cycle_id=cycle.id, section_key="a", member_key="m", platform="slack",
+                                  message_id="D1:1.1", text="对账差错3笔", at=T0, late=True, changed_ts=1.5)
+    first, created = store.add_update(**kwargs, event=("slack", "Ev1"), unskip=True)
+    assert created and (first.text, first.late, first.created_at) == ("对账差错3笔", True, T0)
+    assert store.skips(cycle_id=cycle.id) == {"other"}
+    assert [(r.number, r.action, r.text, r.at) for r in store.revisions(update_id=first.id)] == [
+        (1, "create", "对账差错3笔", T0)]
+    with pytest.raises(AlreadyHandled):
+        store.add_update(**kwargs, event=("slack", "Ev1"), unskip=True)
+    again, created = store.add_update(**kwargs, event=("slack", "Ev2"), unskip=True)
+    assert (again.id, created) == (first.id, False)
+    assert store.event_seen(platform="slack", event_id="Ev2")
+    assert [u.id for u in store.updates(cycle_id=cycle.id)] == [first.id]
+    assert len(store.revisions(update_id=first.id)) == 1
