@@ -61,14 +61,14 @@ def weekly_app(config: str, db: str, secret: str, api_url: str, at: datetime) ->
     from bot.cli import _log_info
     from bot.config import Settings
     from bot.wiring import build_app
-    from handlers.web import create_web_app, settle_heap, web_edges
+    from handlers.web import create_web_app, tune_for_serving, web_edges
 
     _log_info()
     settings = Settings(weekly_config=config, database_url=db, slack_bot_token="xoxb-bench",
                         slack_signing_secret=secret, slack_api_url=api_url)
     app = build_app(settings=settings, clock=lambda: at)
     web = create_web_app(app, web_edges(app))
-    settle_heap()  # as run_server does before it serves
+    tune_for_serving()  # as run_server does before it serves
     return web
 
 

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,17 +75,25 @@ class _NoTokens(logging.Filter):
 
 
 GC_YOUNG = 10_000  # allocations between collections of the youngest generation (CPython's default: 700)
+SWITCH_S = 0.02  # how long a thread may hold the interpreter while another waits (CPython's default: 5 ms)
 
 
-def settle_heap() -> None:
-    """Once the app is built: what start-up made (modules, SDK clients, the ORM's mappers) is frozen out of
-    the garbage collector's reach, and young objects are collected less often. A request makes hundreds of
-    short-lived objects; at the default threshold the collector ran every few requests and rescanned the
-    whole heap now and then (issue 13: a tenth of the ack latency under load, measured in bench/)."""
+def tune_for_serving() -> None:
+    """Once the app is built, the interpreter set for serving (issue 13, each measured in bench/):
+
+    - What start-up made (modules, SDK clients, the ORM's mappers) is frozen out of the garbage collector's
+      reach, and young objects are collected less often: a request makes hundreds of short-lived objects,
+      and at the default threshold the collector ran every few requests and now and then rescanned the
+      whole heap.
+    - Two threads do a request's work: the event loop (HTTP) and the group commit's (Bolt, the database).
+      At CPython's 5 ms switch interval the loop took the interpreter away from a group half-way, over and
+      over; at 20 ms a group usually finishes first, and the loop still runs whenever the group waits on
+      the database."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG, middle, old)
+    sys.setswitchinterval(SWITCH_S)
 
 
 def run_server(web_app: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
@@ -103,5 +112,5 @@ def run_server(web_app: Starlette, *, port: int, host: str = "0.0.0.0") -> None:
     logger.info("serving HTTP on %s:%d", host, port)
     config = uvicorn.Config(web_app, host=host, port=port, log_level="info")  # configures uvicorn's loggers
     logging.getLogger("uvicorn.access").addFilter(_NoTokens())
-    settle_heap()
+    tune_for_serving()
     uvicorn.Server(config).run(sockets=[sock])

@@ -734,3 +734,29 @@ def test_a_client_hanging_up_mid_body_leaves_no_traceback(feishu: Feishu) -> Non
     seen = hang_up_mid_body(feishu.url + "/feishu/events")
     assert [r.getMessage() for r in seen if r.exc_info or r.levelno >= logging.ERROR] == []
     assert feishu.updates() == []
+
+
+@sqlite_only
+def test_a_burst_of_dms_is_stored_and_confirmed_once_each(feishu: Feishu) -> None:
+    """Group commit (issue 13): DMs arriving at once, while SQLite's write lock is held elsewhere for a
+    moment, are applied together; each is stored once, answered 200, and confirmed once."""
+    import sqlite3
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"第{n}项：清算对账完成{n}笔。" for n in range(16)]
+    plains = [envelope("im.message.receive_v1", message_event(ou("zhang"), x, message_id=f"om_burst{n:04d}"),
+                       event_id=f"ev_burst{n:04d}") for n, x in enumerate(texts)]
+    holder = sqlite3.connect(str(feishu.app.store.engine.url.database), isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.4, holder.rollback).start()
+    with ThreadPoolExecutor(len(plains)) as pool:
+        statuses = [status for status, _ in pool.map(feishu.post, plains)]
+    holder.close()
+    assert statuses == [200] * 16
+    assert sorted(u.text for u in feishu.updates()) == sorted(texts)
+    sent = feishu.fake.wait_messages(16)
+    assert sorted(m.text for m in sent) == sorted(recorded("清分对账", x) for x in texts)
+    settle()
+    assert len(feishu.fake.messages(dm(ou("zhang")))) == 16

@@ -49,7 +49,6 @@ from lark_oapi.core.model import BaseRequest, RawRequest
 from lark_oapi.core.token.manager import TokenManager
 from lark_oapi.core.utils import AESCipher
 from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -60,8 +59,10 @@ from bot.errors import ConfigError, UserError, report_error
 from bot.notify import SendError
 from bot.platform import Context, Incoming, chunks
 from handlers.edge import (
+    AfterAck,
     ChatEdge,
     Directory,
+    GroupCommit,
     OneLine,
     QuietRetries,
     RetryLater,
@@ -87,6 +88,7 @@ MAX_WAIT_S = 10.0  # the longest a rate limit is waited out
 RATE_LIMITED = frozenset({99991400, 230020})  # app-wide and per-chat frequency limits
 TOKEN_REFUSED = frozenset({99991661, 99991663})  # a cached tenant_access_token Feishu no longer accepts
 HANDLED = frozenset({"url_verification", "im.message.receive_v1", "im.message.recalled_v1", "card.action.trigger"})
+GROUPED = frozenset({"im.message.receive_v1", "im.message.recalled_v1"})  # stored in a group commit
 DOC_URL = "https://feishu.cn/docx/"  # where a 云文档 opens (the tenant's own domain redirects from it)
 SLOW_ACTIONS = frozenset({"publish", "regenerate", "summary", "edit_summary"})  # compiles the report: answered at once, done afterwards
 _MENTION_KEY = re.compile(r"@_user_\d+")
@@ -361,6 +363,23 @@ class RequestGate:
             raise Refused("bad timestamp") from None
         if age > MAX_AGE_S:
             raise Refused(f"timestamp {timestamp} is {age:.0f} s away from now")
+
+
+def _chat_of(plain: dict[str, Any]) -> str | None:
+    """The chat an event happened in (a DM's replies keep their order), None when it names none."""
+    event = plain.get("event")
+    message = event.get("message") if isinstance(event, dict) else None
+    chat = (message if isinstance(message, dict) else event if isinstance(event, dict) else {}).get("chat_id")
+    return f"chat:{chat}" if isinstance(chat, str) and chat else None
+
+
+def _sender_of(plain: dict[str, Any]) -> str | None:
+    """A message event's sender (open_id), None for any other."""
+    event = plain.get("event")
+    sender = event.get("sender") if isinstance(event, dict) else None
+    ids = sender.get("sender_id") if isinstance(sender, dict) else None
+    open_id = ids.get("open_id") if isinstance(ids, dict) else None
+    return open_id if isinstance(open_id, str) and open_id else None
 
 
 def event_type(plain: dict[str, Any]) -> str:
@@ -684,6 +703,8 @@ class FeishuEdge(ChatEdge):
         )
         self._deferred = _Deferred()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-after")
+        self.group = GroupCommit(app.service.together, lambda answer: answer[1], name="Feishu")
+        self.after_ack = AfterAck(4, name="feishu")
         self._bot_open_id: str | None = None
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -691,7 +712,15 @@ class FeishuEdge(ChatEdge):
         return [Route("/feishu/events", self.endpoint, methods=["POST"])]
 
     async def endpoint(self, request: Request) -> Response:
-        """Events and card callbacks: our gate, then the SDK's dispatch in a worker thread; slow work after."""
+        """Events and card callbacks: our gate, then the SDK's dispatch on a thread of its own (DMs and
+        recalls in a group commit); slow work after the answers (AfterAck)."""
+        self.after_ack.came()
+        try:
+            return await self._endpoint(request)
+        finally:
+            self.after_ack.went()
+
+    async def _endpoint(self, request: Request) -> Response:
         body = await body_or_refusal(request, "Feishu", "msg")
         if isinstance(body, Response):
             return body
@@ -709,16 +738,27 @@ class FeishuEdge(ChatEdge):
             logger.warning("Feishu: refused a signed but malformed %s (%s)", kind, why)
             return JSONResponse({"msg": "malformed request"}, status_code=400)
         work: list[Callable[[], None]] = []
-        answer, retry = await in_worker(self._dispatch, to_raw_request(request, body), work)
+        if kind in GROUPED:  # a DM or its recall: applied in a group with those arriving now, after any
+            sender = _sender_of(plain)  # open API lookup of who sent it, which must not hold up the group
+            if sender and not self.directory.recognised(sender):
+                await in_worker(self.directory.recognise, sender)
+            try:
+                answer, retry = await self.group.run(self._dispatch, to_raw_request(request, body), work)
+            except RetryLater:
+                return JSONResponse({"msg": "try again"}, status_code=500)
+        else:
+            answer, retry = await in_worker(self._dispatch, to_raw_request(request, body), work)
         status = answer.status_code
         if status >= 500 and not retry:  # the SDK's 500 for anything else it could not read
             logger.warning("Feishu: the SDK could not handle a %s (HTTP %d); answered 400", kind, status)
             return JSONResponse({"msg": "malformed request"}, status_code=400)
-        return Response(answer.content or b"", status_code=status, media_type="application/json",
-                        background=BackgroundTask(self._run_all, work))
+        if work:  # after the answer, once the requests in flight have theirs; a chat's in order
+            self.after_ack.submit(_chat_of(plain), lambda: self._run_all(work))
+        return Response(answer.content or b"", status_code=status, media_type="application/json")
 
     def _dispatch(self, raw: RawRequest, work: list[Callable[[], None]]) -> tuple[Any, bool]:
         """The SDK's answer, and whether storing failed (then its 500 stands: Feishu delivers it again)."""
+        work.clear()  # run again alone after its group was rolled back: only this run's work counts
         self._deferred.work = work
         self._deferred.retry = False
         try:
