@@ -218,6 +218,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """The machine's CPU time so far (all of it, and the part the hypervisor gave to other guests:
+    "steal"), from /proc/stat; (0, 0) where there is none."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields), fields[7] if len(fields) > 7 else 0
+
+
 def settle(fake: FakeSlackApi, expected: int, limit_s: float = 30.0) -> int:
     """Wait until the server has posted `expected` DM confirmations (its work after the acks is done)."""
     deadline = time.monotonic() + limit_s
@@ -293,6 +303,7 @@ def main() -> None:
                 run += 1
                 ok[s.name] += asyncio.run(load(s.port, requests(run, 40, fake.response_url(""), ), 8)).dms_ok
             settle(fake, sum(ok[s.name] for s in servers if s.db))
+            ticks = cpu_ticks()
             for level in LEVELS:
                 pooled = {s.name: Result() for s in servers}
                 for _ in range(ROUNDS):  # the servers take turns, so a slow moment of the machine hits each
@@ -311,6 +322,10 @@ def main() -> None:
                 for s in servers:
                     label = "floor (Bolt only)" if s.db is None else f"weekly-bot {s.name}"
                     print(row(level, label, pooled[s.name], None if s.db is None else floor), flush=True)
+            total, stolen = (b - a for a, b in zip(ticks, cpu_ticks(), strict=True))
+            if total:
+                print(f"[ack] CPU time the host took for other guests during the runs (steal): {stolen / total:.0%}"
+                      " (figures vary with it; the floor, run in turns with weekly-bot, feels the same)")
             expected = sum(ok[s.name] for s in servers if s.db)
             posted = settle(fake, expected)
             for s in servers:
