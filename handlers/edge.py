@@ -120,6 +120,7 @@ class AfterAck:
 
 
 GROUP_LIMIT = 32  # events applied in one transaction at most
+GROUP_IDLE_S = 1.0  # the group commit's thread ends after this long with nothing to do (the next request starts one)
 HELD_S = 1.0  # a group that failed after this long met a held database: the events waiting behind it fail too
 
 
@@ -164,11 +165,10 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         job = _Job(fn, args, loop, loop.create_future())
         self._queue.put(job)
-        if self._thread is None:
-            with self._start:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._work, name=f"{self._name}-group", daemon=True)
-                    self._thread.start()
+        with self._start:  # (a thread idle for GROUP_IDLE_S ends: it holds the app, its pool, its connections)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=f"{self._name}-group", daemon=True)
+                self._thread.start()
         return cast(T, await job.future)
 
     def hold(self, job: Callable[[], object]) -> bool:
@@ -181,7 +181,15 @@ class GroupCommit:
 
     def _work(self) -> None:
         while True:
-            group = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=GROUP_IDLE_S)
+            except queue.Empty:
+                with self._start:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            group = [first]
             while len(group) < GROUP_LIMIT:
                 try:
                     group.append(self._queue.get_nowait())
