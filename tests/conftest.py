@@ -131,14 +131,21 @@ def prepared_db(db_url: str) -> str:
 
 
 @pytest.fixture
-def make_app(team_file: Path, prepared_db: str) -> Callable[..., App]:
-    """Build the app on the fixed clock, as every entry point does; offline unless told otherwise."""
+def make_app(team_file: Path, prepared_db: str) -> Iterator[Callable[..., App]]:
+    """Build the app on the fixed clock, as every entry point does; offline unless told otherwise. Its
+    database connections are closed when the test ends (threads of its edges may outlive the test a
+    moment; PostgreSQL's connections are counted)."""
+    built: list[App] = []
 
     def build(clock: FixedClock | None = None, **settings: object) -> App:
         s = Settings(weekly_config=str(team_file), database_url=prepared_db, **settings)  # type: ignore[arg-type]
-        return build_app(settings=s, clock=clock or FixedClock(at("2024-10-15 11:00")))
+        app = build_app(settings=s, clock=clock or FixedClock(at("2024-10-15 11:00")))
+        built.append(app)
+        return app
 
-    return build
+    yield build
+    for app in built:
+        app.store.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
