@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -70,18 +70,19 @@ class AfterAck:
         self._cond = threading.Condition()
         threading.Thread(target=self._release, name=f"{name}-after-release", daemon=True).start()
 
-    def came(self) -> None:
-        """A request came (call `went` when it is answered): work waits while any is being served. On the
+    async def serve(self, handle: Callable[[Any], Awaitable[T]], request: Any) -> T:
+        """`handle(request)`, counted as a request in flight: work waits while any is being served. On the
         event loop's thread only."""
         self._in_flight += 1
         self._last = time.monotonic()
-
-    def went(self) -> None:
-        self._in_flight -= 1
-        self._last = time.monotonic()
-        if not self._in_flight and self._waiting:
-            with self._cond:
-                self._cond.notify()
+        try:
+            return await handle(request)
+        finally:
+            self._in_flight -= 1
+            self._last = time.monotonic()
+            if not self._in_flight and self._waiting:
+                with self._cond:
+                    self._cond.notify()
 
     def submit(self, key: str | None, job: Callable[[], None]) -> None:
         """Run `job` after the burst; jobs of one key run one after another, in order (None: a key alone)."""

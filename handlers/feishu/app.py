@@ -714,11 +714,7 @@ class FeishuEdge(ChatEdge):
     async def endpoint(self, request: Request) -> Response:
         """Events and card callbacks: our gate, then the SDK's dispatch on a thread of its own (DMs and
         recalls in a group commit); slow work after the answers (AfterAck)."""
-        self.after_ack.came()
-        try:
-            return await self._endpoint(request)
-        finally:
-            self.after_ack.went()
+        return await self.after_ack.serve(self._endpoint, request)
 
     async def _endpoint(self, request: Request) -> Response:
         body = await body_or_refusal(request, "Feishu", "msg")

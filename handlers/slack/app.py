@@ -560,11 +560,7 @@ class SlackEdge(ChatEdge):
         checked on the raw bytes (401), then its shape (400), and only then does Bolt parse and dispatch
         it, on a thread of its own (it blocks on the database): DMs and commands in a group commit. Work
         after the acks waits while requests are in flight (AfterAck)."""
-        self.after_ack.came()
-        try:
-            return await self._endpoint(request)
-        finally:
-            self.after_ack.went()
+        return await self.after_ack.serve(self._endpoint, request)
 
     async def _endpoint(self, request: Request) -> Response:
         body = await body_or_refusal(request, "Slack", "error")
