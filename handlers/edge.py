@@ -68,7 +68,8 @@ class AfterAck:
         self._in_flight = 0
         self._last = 0.0  # when a request last came or went
         self._cond = threading.Condition()
-        threading.Thread(target=self._release, name=f"{name}-after-release", daemon=True).start()
+        self._name = name
+        self._releaser: threading.Thread | None = None  # started by `submit`, ends when idle GROUP_IDLE_S
 
     async def serve(self, handle: Callable[[Any], Awaitable[T]], request: Any) -> T:
         """`handle(request)`, counted as a request in flight: work waits while any is being served. On the
@@ -89,12 +90,18 @@ class AfterAck:
         with self._cond:
             self._waiting.append((time.monotonic() + AFTER_WAIT_S, key if key is not None else object(), job))
             self._cond.notify()
+            if self._releaser is None:
+                self._releaser = threading.Thread(target=self._release, name=f"{self._name}-after-release",
+                                                  daemon=True)
+                self._releaser.start()
 
     def _release(self) -> None:
         while True:
             with self._cond:
                 while not self._waiting:
-                    self._cond.wait()
+                    if not self._cond.wait(GROUP_IDLE_S) and not self._waiting:
+                        self._releaser = None
+                        return
                 while (due := self._waiting[0][0] - time.monotonic()) > 0:
                     quiet = self._last + QUIET_S - time.monotonic()
                     if not self._in_flight and quiet <= 0:
@@ -136,8 +143,8 @@ class _Job:
 class GroupCommit:
     """Chat events applied in groups, one transaction each (group commit).
 
-    Requests that store an event (a DM, its edit, its deletion) wait here while one thread of the edge's
-    own works: it takes every request waiting (up to GROUP_LIMIT), runs each one's dispatch (Bolt's or
+    Requests that store an event (a DM, its edit, its deletion; a command) wait here while one thread of
+    the edge's own works: it takes every request waiting (up to GROUP_LIMIT), runs each one's dispatch (Bolt's or
     the SDK's: the event is applied and marked, each in a savepoint) inside one `service.together()`
     transaction, commits once, and only then answers them all. Under a burst that is one BEGIN, one
     COMMIT and one hand-over between threads for many events instead of one each; alone, an event is a
