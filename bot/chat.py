@@ -16,7 +16,7 @@ from bot.i18n import STATUS_TIME, Lang, bracket, join, join_days, t
 from bot.model import SummaryItem
 from bot.platform import Button, Form, FormField, Incoming, Outcome, Platform, Reply, chunks
 from bot.records import Snapshot
-from bot.render import WORDS, sources_suffix
+from bot.render import WORDS, with_sources
 from bot.service import NeedsSection, Recorded, Report, WeeklyService, preview
 from bot.summarize import untraceable
 from bot.tick import compose
@@ -343,7 +343,7 @@ class ChatBot:
             if not items:
                 out.append(words["none"])
             for n, item in enumerate(items, 1):
-                out.append(f"{n}. {item.text}{sources_suffix(item.sources, titles, lang)}")
+                out.append(f"{n}. {with_sources(item.text, item.sources, titles, lang)}")
                 why = untraceable(item.text, item.sources, sections) if item.sources else None
                 if why and why.startswith("number "):
                     numbers = why.removeprefix("number ").removesuffix(" not in its sources")
@@ -365,7 +365,7 @@ class ChatBot:
         titles = {s.key: s.title for s in report.sections}
 
         def text(items: Sequence[SummaryItem]) -> str:
-            return "\n".join(f"{i.text}{sources_suffix(i.sources, titles, lang)}" for i in items)
+            return "\n".join(with_sources(i.text, i.sources, titles, lang) for i in items)
 
         words = WORDS[lang]
         summary = report.summary

@@ -13,7 +13,7 @@ from typing import Literal
 
 from bot.errors import UserError
 from bot.model import ParsedReport, ParsedSection, SectionStyle, SummaryItem
-from bot.render import INDENT, split_lines
+from bot.render import INDENT, SOURCES_SUFFIX, split_lines
 
 Closing = Literal["reflections", "next_week"]
 
@@ -24,7 +24,6 @@ _HEADING = re.compile(r"^(#{1,6})(?:[ \t]+|(?=【))(.*)$")
 _BRACKETED = re.compile(r"^【([^】]+)】\s*[:：]?\s*(.*)$")
 _CREATED = re.compile(r"^(?:created|创建时间)\s*[:：]\s*(.*)$", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^(?:\d+[.)、．](?!\d)|[（(]\d+[）)]|[-*+•·](?=\s))\s*")
-_SOURCES = re.compile(r"\s*[（(]\s*(?:来源|sources?)\s*[：:]\s*([^（）()]*?)\s*[）)]\s*$", re.IGNORECASE)
 _SOURCE_SEPARATOR = re.compile(r"\s*[、，,；;]\s*")
 
 _CLOSING_PREFIXES: dict[Closing, tuple[str, ...]] = {
@@ -196,7 +195,7 @@ def _section(block: _Block) -> ParsedSection:
 def _summary_item(lines: list[str]) -> SummaryItem | None:
     """One closing item with its `（来源：…）` / `(sources: …)` suffix split off."""
     text = "\n".join(lines).strip()
-    m = _SOURCES.search(text)
+    m = SOURCES_SUFFIX.search(text)
     sources: tuple[str, ...] = ()
     if m:
         sources = tuple(s for s in _SOURCE_SEPARATOR.split(m.group(1).strip()) if s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -77,6 +78,17 @@ def _heading_block(section: SectionText, language: Language) -> list[str]:
     return [f"## 【{section.title}】", "", *_body(section, language)]
 
 
+# a closing item's `（来源：…）` / `(sources: …)` at the end of its text; group 1: the names
+SOURCES_SUFFIX = re.compile(r"\s*[（(]\s*(?:来源|sources?)\s*[：:]\s*([^（）()]*?)\s*[）)]\s*$", re.IGNORECASE)
+
+
+def with_sources(text: str, sources: Sequence[str], titles: dict[str, str], language: Language) -> str:
+    """`text（来源：…）`: the item's own sources in place of any such suffix its text already ends in (an
+    owner who wrote one, a model that did), so that none is said twice."""
+    suffix = sources_suffix(sources, titles, language)
+    return SOURCES_SUFFIX.sub("", text) + suffix if suffix else text
+
+
 def sources_suffix(sources: Sequence[str], titles: dict[str, str], language: Language) -> str:
     """`（来源：结算通道、生产事件）` / ` (sources: Settlement, Incidents)`, or nothing."""
     names = [titles.get(key, key) for key in sources]
@@ -95,7 +107,7 @@ def _numbered(items: Sequence[SummaryItem], titles: dict[str, str], language: La
     for number, item in enumerate(items, start=1):
         marker = f"{number}. "
         lines = [line.strip() for line in split_lines(item.text) if line.strip()] or [""]
-        lines[-1] += sources_suffix(item.sources, titles, language)
+        lines[-1] = with_sources(lines[-1], item.sources, titles, language)
         out.append(marker + lines[0])
         out.extend(" " * len(marker) + line for line in lines[1:])
     return out

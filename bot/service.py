@@ -43,7 +43,7 @@ from bot.records import (
     StoredUpdate,
     SummaryRevision,
 )
-from bot.render import render_report
+from bot.render import SOURCES_SUFFIX, render_report
 from bot.titles import norm_title, sections_named
 
 logger = logging.getLogger(__name__)
@@ -894,7 +894,6 @@ def revision_summary(rev: SummaryRevision) -> Summary:
 
 
 _NUMBERING = re.compile(r"^\s*(?:\d+[.、)）]|[-*•])\s*")
-_SUFFIX = re.compile(r"\s*(?:（来源[:：]([^（）]*)）|\((?:sources?|source)[:：]\s*([^()]*)\))\s*$", re.I)
 
 
 def parse_items(text: str, sections: Sequence[tuple[str, str]]) -> list[SummaryItem]:
@@ -907,10 +906,10 @@ def parse_items(text: str, sections: Sequence[tuple[str, str]]) -> list[SummaryI
         if not line or line in ("（无）", "(none)", "无"):
             continue
         sources: list[str] = []
-        m = _SUFFIX.search(line)
+        m = SOURCES_SUFFIX.search(line)
         if m:
             line = line[: m.start()].rstrip()
-            for name in re.split(r"[、,，;；]", m.group(1) or m.group(2) or ""):
+            for name in re.split(r"[、,，;；]", m.group(1) or ""):
                 key = by_title.get(norm_title(name.strip().strip("【】"))) or by_title.get(name.strip().lower())
                 if key and key not in sources:
                     sources.append(key)

@@ -486,3 +486,21 @@ def test_round_trip_random_reports() -> None:
         _assert_round_trip(
             sections, summary, rng.choice(_LANGUAGES), rng.choice(["2024-W40", "2024-W38&W39"])
         )
+
+
+def test_an_item_that_already_ends_in_its_sources_says_them_once() -> None:
+    """An owner (or a model) who wrote `（来源：…）` at the end of a line: the item's own sources replace it."""
+    summary = Summary(reflections=[SummaryItem("外部通道都要有备份。（来源：结算通道）", ("settlement",))],
+                      next_week=[SummaryItem("招商银行直连上线准备 (sources: 结算通道)", ("settlement", "incidents")),
+                                 SummaryItem("未注明来源的一条（来源：结算通道）", ())],
+                      source="offline")
+    sections = (SectionText(key="settlement", title="结算通道", content="x"),
+                SectionText(key="incidents", title="生产事件", content="y"))
+    markdown = _render(sections, summary)
+    assert "1. 外部通道都要有备份。（来源：结算通道）\n" in markdown
+    assert "1. 招商银行直连上线准备（来源：结算通道、生产事件）\n" in markdown
+    assert "2. 未注明来源的一条（来源：结算通道）\n" in markdown  # no sources of its own: kept as written
+    assert markdown.count("（来源：") == 3
+    back = parse_report(markdown)
+    assert [(i.text, i.sources) for i in back.next_week] == [
+        ("招商银行直连上线准备", ("结算通道", "生产事件")), ("未注明来源的一条", ("结算通道",))]
