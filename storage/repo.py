@@ -113,7 +113,7 @@ class _Raw:
         for name, bind in compiled.binds.items():
             proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
-                self.process.append((name, _last_one(proc)))
+                self.process.append((name, proc))
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         values = dict(params)
@@ -124,31 +124,25 @@ class _Raw:
         return cursor
 
 
-def _last_one(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`proc` remembering its last answer: a DM's one time goes through the same processor four times."""
-    last: list[tuple[Any, Any]] = [(object(), None)]
+# an answer's columns, each a bind parameter of its own name in the DM ack path's statements
+_ANSWER_COLUMNS = ("cycle_id", "section_key", "member_key", "platform", "message_id", "text", "deleted", "late",
+                   "created_at", "updated_at", "changed_ts")
 
-    def process(value: Any) -> Any:
-        seen, out = last[0]
-        if value is not seen:
-            out = proc(value)
-            last[0] = (value, out)
-        return out
 
-    return process
+def _mark_event(dialect_insert: Callable[[Table], Any]) -> Any:
+    """Mark (platform, event_id) handled; the new row's id, none when it was marked before."""
+    return (dialect_insert(_EVENTS).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
+                                           at=bindparam("at", type_=_EVENTS.c.at.type))
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"]).returning(_EVENTS.c.id))
 
 
 class _HotStatements:
     """The statements of the DM ack path, compiled once per store (see _Raw)."""
 
     def __init__(self, dialect_insert: Callable[[Table], Any], dialect: Any) -> None:
-        self.mark = _Raw(dialect_insert(_EVENTS).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
-                                                        at=bindparam("at", type_=_EVENTS.c.at.type))
-                         .on_conflict_do_nothing(index_elements=["platform", "event_id"]).returning(_EVENTS.c.id),
-                         dialect)
-        columns = ("cycle_id", "section_key", "member_key", "platform", "message_id", "text", "deleted", "late",
-                   "created_at", "updated_at", "changed_ts")
-        values = {c: bindparam(c, type_=_UPDATES.c[c].type) for c in columns}
+        self.mark_in_session = _mark_event(dialect_insert)  # the same, for an ORM session's transaction
+        self.mark = _Raw(self.mark_in_session, dialect)
+        values = {c: bindparam(c, type_=_UPDATES.c[c].type) for c in _ANSWER_COLUMNS}
         self.add = _Raw(insert(_UPDATES).values(**values).returning(_UPDATES.c.id), dialect)
         self.add_once = _Raw(dialect_insert(_UPDATES).values(**values).on_conflict_do_nothing(
             index_elements=["platform", "message_id"]).returning(_UPDATES.c.id), dialect)
@@ -166,14 +160,10 @@ def _answer_at_once() -> Any:
     """PostgreSQL: mark the event, add the answer, its first revision and take back a skip, in one
     statement (data-modifying CTEs) — one round trip instead of four. Gives (marked, the new answer's id):
     marked false for a redelivery (nothing added), the id NULL for a message stored before."""
-    marked = (pg_insert(_EVENTS).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
-                                        at=bindparam("at", type_=_EVENTS.c.at.type))
-              .on_conflict_do_nothing(index_elements=["platform", "event_id"]).returning(_EVENTS.c.id).cte("marked"))
-    columns = ("cycle_id", "section_key", "member_key", "platform", "message_id", "text", "deleted", "late",
-               "created_at", "updated_at", "changed_ts")
+    marked = _mark_event(pg_insert).cte("marked")
     values = [sql_cast(bindparam("at" if c.endswith("_at") else c, type_=_UPDATES.c[c].type), _UPDATES.c[c].type)
-              for c in columns]
-    added = (pg_insert(_UPDATES).from_select(list(columns), select(*values).where(exists(select(marked.c.id))))
+              for c in _ANSWER_COLUMNS]
+    added = (pg_insert(_UPDATES).from_select(list(_ANSWER_COLUMNS), select(*values).where(exists(select(marked.c.id))))
              .on_conflict_do_nothing(index_elements=["platform", "message_id"]).returning(_UPDATES.c.id).cte("added"))
     revised = insert(_REVISIONS).from_select(
         ["update_id", "number", "action", "text", "at"],
@@ -213,9 +203,9 @@ class Store(WebRepo):
 
     @contextmanager
     def together(self) -> Iterator[None]:
-        """Every call on this thread, until the block ends, in one transaction: each call's writes in a
-        savepoint of it (a call that fails takes back its own writes only), its reads seeing the calls
-        before it, and one commit for all at the end, or none if the block raises. Group commit for a burst
+        """Every call on this thread, until the block ends, in one transaction: an ORM call's writes in a
+        savepoint of it (a call that fails takes back its own writes only; `add_update` raises only before it
+        writes), its reads seeing the calls before it, and one commit for all at the end, or none if the block raises. Group commit for a burst
         of chat events: one BEGIN, one COMMIT (one fsync on PostgreSQL) and one turn in the write queue."""
         if getattr(self._together, "conn", None) is not None:
             yield
@@ -413,9 +403,8 @@ class Store(WebRepo):
         together or not at all. Raises AlreadyHandled for an event marked before (a redelivery)."""
         if event is None:
             return
-        stmt = self._insert(ProcessedEventRow).values(platform=event[0], event_id=event[1], at=at).on_conflict_do_nothing(
-            index_elements=["platform", "event_id"]).returning(ProcessedEventRow.id)
-        if s.execute(stmt).first() is None:  # nothing inserted: marked before
+        params = {"platform": event[0], "event_id": event[1], "at": at}
+        if s.execute(self._q.mark_in_session, params).first() is None:  # nothing inserted: marked before
             raise AlreadyHandled(event[1])
 
     def mark_event(self, *, platform: str, event_id: str, at: datetime) -> None:
@@ -438,30 +427,26 @@ class Store(WebRepo):
                       changed_ts=changed_ts)
         q = self._q
         with self._write() as conn:
-            if q.at_once is not None and event is not None and message_id is not None:
+            if q.at_once is not None and event is not None and message_id is not None:  # PostgreSQL: one statement
                 marked, new_id = q.at_once.run(conn, {**values, "at": at, "event_id": event[1], "unskip": unskip}
                                                ).fetchone()
                 if not marked:
                     raise AlreadyHandled(event[1])  # marked before: a redelivery
-                if new_id is None:  # that message was stored before
-                    known = conn.execute(q.by_message, {"platform": platform, "message_id": message_id}).first()
-                    assert known is not None
-                    return stored_update(known), False  # type: ignore[arg-type]  # a row has the same fields
-                return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
-                                    platform=platform, message_id=message_id, text=text, deleted=False, late=late,
-                                    created_at=at, updated_at=at), True
-            if event is not None and q.mark.run(
-                    conn, {"platform": event[0], "event_id": event[1], "at": at}).fetchone() is None:
-                raise AlreadyHandled(event[1])  # marked before: a redelivery
-            row = (q.add if message_id is None else q.add_once).run(conn, values).fetchone()
-            if row is None:  # that message was stored before
+            else:
+                if event is not None and q.mark.run(
+                        conn, {"platform": event[0], "event_id": event[1], "at": at}).fetchone() is None:
+                    raise AlreadyHandled(event[1])  # marked before: a redelivery
+                row = (q.add if message_id is None else q.add_once).run(conn, values).fetchone()
+                new_id = None if row is None else int(row[0])
+                if new_id is not None:
+                    q.first_revision.run(conn, {"update_id": new_id, "number": 1, "action": "create", "text": text,
+                                                "at": at})
+                    if unskip:
+                        q.unskip.run(conn, {"cycle_id": cycle_id, "member_key": member_key})
+            if new_id is None:  # that message was stored before
                 known = conn.execute(q.by_message, {"platform": platform, "message_id": message_id}).first()
                 assert known is not None
                 return stored_update(known), False  # type: ignore[arg-type]  # a row has the same fields
-            new_id = int(row[0])
-            q.first_revision.run(conn, {"update_id": new_id, "number": 1, "action": "create", "text": text, "at": at})
-            if unskip:
-                q.unskip.run(conn, {"cycle_id": cycle_id, "member_key": member_key})
             return StoredUpdate(id=new_id, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
                                 platform=platform, message_id=message_id, text=text, deleted=False, late=late,
                                 created_at=at, updated_at=at), True

@@ -6,8 +6,7 @@ costs the same few queries whether the team has 5 cycles or 500.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -42,15 +41,10 @@ class WebRepo:
     def _read(self) -> AbstractContextManager[Session]:  # Store's: no SQLite write lock for a page load
         raise NotImplementedError
 
-    @contextmanager
-    def _web_read(self) -> Iterator[Session]:
-        with self._read() as session:
-            yield session
-
     # -- history -----------------------------------------------------------------------------
     def answer_marks(self, *, team_key: str) -> list[AnswerMark]:
         """Who answered which section of which of the team's cycles (deleted answers left out)."""
-        with self._web_read() as s:
+        with self._read() as s:
             rows = s.execute(
                 select(UpdateRow.cycle_id, UpdateRow.section_key, UpdateRow.member_key, UpdateRow.late)
                 .where(UpdateRow.cycle_id.in_(_team_cycles(team_key)), UpdateRow.deleted.is_(False))
@@ -58,7 +52,7 @@ class WebRepo:
             return [AnswerMark(c, sec, m, bool(late)) for c, sec, m, late in rows]
 
     def skips_by_cycle(self, *, team_key: str) -> dict[int, set[str]]:
-        with self._web_read() as s:
+        with self._read() as s:
             out: dict[int, set[str]] = {}
             for cycle_id, member in s.execute(select(SkipRow.cycle_id, SkipRow.member_key)
                                               .where(SkipRow.cycle_id.in_(_team_cycles(team_key)))):
@@ -67,7 +61,7 @@ class WebRepo:
 
     def update_history(self, *, cycle_id: int) -> list[tuple[StoredUpdate, list[StoredRevision]]]:
         """Every answer of the cycle, deleted ones too, each with all its revisions: two queries."""
-        with self._web_read() as s:
+        with self._read() as s:
             updates = list(s.scalars(select(UpdateRow).where(UpdateRow.cycle_id == cycle_id)
                                      .order_by(UpdateRow.created_at, UpdateRow.id)))
             revisions: dict[int, list[StoredRevision]] = {}
@@ -79,7 +73,7 @@ class WebRepo:
 
     def search_updates(self, *, team_key: str, text: str, limit: int) -> list[StoredUpdate]:
         """The team's current answers containing `text` (any case; % and _ are plain characters), newest first."""
-        with self._web_read() as s:
+        with self._read() as s:
             rows = s.scalars(
                 select(UpdateRow)
                 .where(UpdateRow.cycle_id.in_(_team_cycles(team_key)), UpdateRow.deleted.is_(False),
@@ -110,7 +104,7 @@ class WebRepo:
 
     def web_secret(self, *, name: str, candidate: str, at: datetime) -> str:
         """The stored secret `name`; `candidate` becomes it when there is none yet (the first process wins)."""
-        with self._web_read() as s:
+        with self._read() as s:
             found = s.scalar(select(WebSecretRow.value).where(WebSecretRow.name == name))
         if found is not None:
             return found
@@ -119,7 +113,7 @@ class WebRepo:
                 s.add(WebSecretRow(name=name, value=candidate, created_at=at))
         except IntegrityError:
             pass  # another process made it first: use theirs
-        with self._web_read() as s:
+        with self._read() as s:
             value = s.scalar(select(WebSecretRow.value).where(WebSecretRow.name == name))
         assert value is not None
         return value

@@ -21,12 +21,10 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from slack_bolt import App as BoltApp
-from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.context.ack import Ack
 from slack_bolt.context.respond import Respond
 from slack_bolt.error import BoltError
-from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -65,7 +63,6 @@ MAX_BUTTONS = 25
 INPUT_LIMIT = 3000  # Block Kit: characters in a plain_text_input
 QUICK_TIMEOUT_S = 2  # a Web API call made before Slack's 3-second ack
 MAX_AGE_S = 300  # a signed request older (or newer) than this is refused: replays
-VERIFIED = "weekly_signature_checked"  # in a BoltRequest's context: the endpoint checked its signature
 HISTORY_LOOKBACK = 30  # messages of a DM searched for one a crashed sender may have sent
 _MARKUP = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
@@ -161,15 +158,10 @@ def fallback_text(text: str) -> str:
 
 
 # -- what a signed request must look like before Bolt reads it --------------------------------
-def malformed(body: bytes, content_type: str) -> str | None:
-    """Why a (signed) request is not one Slack sends, or None. Bolt and our listeners then never see a
-    non-object event, a non-string text, an empty actions list or invalid UTF-8."""
-    return _shape(body, content_type)[0]
-
-
 def _shape(body: bytes, content_type: str) -> tuple[str | None, dict[str, Any] | None]:
-    """`malformed`'s answer, and the body read: an event callback's JSON object, a slash command's fields
-    (None for an interactive payload)."""
+    """Why a (signed) request is not one Slack sends, or None — Bolt and our listeners then never see a
+    non-object event, a non-string text, an empty actions list or invalid UTF-8 — and the body read: an
+    event callback's JSON object, a slash command's fields (None for an interactive payload)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -478,23 +470,6 @@ def _retry_after(headers: Any) -> float:
 
 
 # -- the signature check ---------------------------------------------------------------------
-class QuietRequestVerification(RequestVerification):
-    """Bolt's signature check (v0 HMAC, 5-minute window) that, unlike Bolt's, never logs the request body;
-    for a request whose signature SlackEdge.endpoint has checked already, Bolt's check is not made twice."""
-
-    def process(
-        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],
-    ) -> BoltResponse:
-        if req.mode == "socket_mode" or req.context.get(VERIFIED):  # the app token / SlackEdge.endpoint did
-            return next()
-        timestamp = req.headers.get("x-slack-request-timestamp", ["0"])[0]
-        signature = req.headers.get("x-slack-signature", [""])[0]
-        if timestamp.isdigit() and self.verifier.is_valid(req.raw_body, timestamp, signature):
-            return next()
-        logger.warning("Slack: refused a request with a bad or expired signature (timestamp %r)", timestamp[:20])
-        return BoltResponse(status=401, body={"error": "invalid request"})
-
-
 # -- the edge --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pending:
@@ -580,17 +555,14 @@ class SlackEdge(ChatEdge):
             if user and not self.directory.recognised(user):
                 await in_worker(self.directory.recognise, user)
             try:
-                response = await self.group.run(self.bolt.dispatch, self._bolt_request(request, body))
+                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body))
             except RetryLater:
                 return JSONResponse({"error": "try again"}, status_code=500)
         else:
-            response = await in_worker(self.bolt.dispatch, self._bolt_request(request, body))
+            response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
         if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
             return Response(status_code=200)
         return to_starlette_response(response)
-
-    def _bolt_request(self, request: Request, body: bytes) -> BoltRequest:
-        return to_bolt_request(request, body, {VERIFIED: self.verifier is not None})
 
     def _signed(self, request: Request, body: bytes) -> bool:
         """Slack's v0 HMAC over the raw bytes (whatever they decode to), within five minutes."""
@@ -780,7 +752,9 @@ _bolt_logger.addFilter(QuietRetries())
 
 
 def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:
-    """Bolt with our signature check in place of its own, processing each request before answering it."""
+    """Bolt without a signature check of its own (SlackEdge.endpoint checks every request's on the raw bytes
+    before Bolt reads it; Socket Mode is authenticated by the app token), processing each request before
+    answering it."""
     try:
         return BoltApp(
             logger=_bolt_logger,
@@ -789,7 +763,6 @@ def _bolt_app(client: WebClient, signing_secret: str | None) -> BoltApp:
             # the ack function (store the answer) runs before Slack's 200; lazy functions run after it
             process_before_response=True,
             request_verification_enabled=False,
-            before_authorize=QuietRequestVerification(signing_secret) if signing_secret else None,
             ignoring_self_events_enabled=True,
         )
     except BoltError as e:
