@@ -365,21 +365,23 @@ class RequestGate:
             raise Refused(f"timestamp {timestamp} is {age:.0f} s away from now")
 
 
+def _text_at(plain: dict[str, Any], *path: str) -> str | None:
+    """The non-empty string at `path` in an event's JSON (`"event", "sender", …`), else None."""
+    value: Any = plain
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _chat_of(plain: dict[str, Any]) -> str | None:
     """The chat an event happened in (a DM's replies keep their order), None when it names none."""
-    event = plain.get("event")
-    message = event.get("message") if isinstance(event, dict) else None
-    chat = (message if isinstance(message, dict) else event if isinstance(event, dict) else {}).get("chat_id")
-    return f"chat:{chat}" if isinstance(chat, str) and chat else None
+    chat = _text_at(plain, "event", "message", "chat_id") or _text_at(plain, "event", "chat_id")
+    return f"chat:{chat}" if chat else None
 
 
 def _sender_of(plain: dict[str, Any]) -> str | None:
     """A message event's sender (open_id), None for any other."""
-    event = plain.get("event")
-    sender = event.get("sender") if isinstance(event, dict) else None
-    ids = sender.get("sender_id") if isinstance(sender, dict) else None
-    open_id = ids.get("open_id") if isinstance(ids, dict) else None
-    return open_id if isinstance(open_id, str) and open_id else None
+    return _text_at(plain, "event", "sender", "sender_id", "open_id")
 
 
 def event_type(plain: dict[str, Any]) -> str:
