@@ -139,6 +139,10 @@ class WebEdge(Protocol):
 
     def routes(self) -> Sequence[object]: ...
 
+    def finish(self, timeout: float) -> None:
+        """The server is stopping: finish the work its acks left (up to `timeout` seconds)."""
+        ...
+
 
 class PlatformPlugin(Protocol):
     """A platform as the registry knows it: whether it is configured, and how to build its parts."""

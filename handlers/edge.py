@@ -70,6 +70,7 @@ class AfterAck:
         self._cond = threading.Condition()
         self._name = name
         self._releaser: threading.Thread | None = None  # started by `submit`, ends when idle GROUP_IDLE_S
+        self._finishing = False  # the process is stopping: what waits goes at once
 
     async def serve(self, handle: Callable[[Any], Awaitable[T]], request: Any) -> T:
         """`handle(request)`, counted as a request in flight: work waits while any is being served. On the
@@ -102,7 +103,7 @@ class AfterAck:
                     if not self._cond.wait(GROUP_IDLE_S) and not self._waiting:
                         self._releaser = None
                         return
-                while (due := self._waiting[0][0] - time.monotonic()) > 0:
+                while (due := self._waiting[0][0] - time.monotonic()) > 0 and not self._finishing:
                     quiet = self._last + QUIET_S - time.monotonic()
                     if not self._in_flight and quiet <= 0:
                         break
@@ -122,9 +123,24 @@ class AfterAck:
                 lane = self._lanes[key]
                 if not lane:
                     del self._lanes[key]
+                    self._cond.notify_all()  # (`finish` waits for the last lane to end)
                     return
                 job = lane.popleft()
             job()
+
+    def finish(self, timeout: float) -> int:
+        """Before the process stops: the work waiting goes now, and this waits (up to `timeout`) until all
+        work has run; returns how many jobs had not (0: nothing was dropped)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._finishing = True
+            self._cond.notify_all()
+            while self._waiting or self._lanes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return len(self._waiting) + sum(len(lane) + 1 for lane in self._lanes.values())
+                self._cond.wait(left)
+        return 0
 
 
 GROUP_LIMIT = 32  # events applied in one transaction at most
@@ -138,6 +154,7 @@ class _Job:
     args: tuple[Any, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    outside: bool = False  # run on the group's thread before its transaction, in none of the group's
 
 
 class GroupCommit:
@@ -168,10 +185,14 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` in the next group; its result once that group has committed, else RetryLater."""
+    async def run(self, fn: Callable[..., T], *args: Any, outside: bool = False) -> T:
+        """`fn(*args)` in the next group; its result once that group has committed, else RetryLater.
+        `outside`: on the group's thread, before the group's transaction begins and outside it (its own
+        writes, if any, in transactions of their own), answered at once — for a request that mostly writes
+        nothing (a command), which then neither waits for the group's write lock and commit nor costs a
+        thread of its own."""
         loop = asyncio.get_running_loop()
-        job = _Job(fn, args, loop, loop.create_future())
+        job = _Job(fn, args, loop, loop.create_future(), outside)
         self._queue.put(job)
         with self._start:  # (a thread idle for GROUP_IDLE_S ends: it holds the app, its pool, its connections)
             if self._thread is None:
@@ -203,7 +224,30 @@ class GroupCommit:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._run(group)
+            apart = [job for job in group if job.outside]
+            if apart:
+                self._run_apart(apart)
+                group = [job for job in group if not job.outside]
+            if group:
+                self._run(group)
+
+    def _run_apart(self, jobs: list[_Job]) -> None:
+        """Each of `jobs` on its own, outside any group transaction; answered, then the work they left."""
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        after: list[Callable[[], object]] = []
+        self._held.jobs = after
+        try:
+            for job in jobs:
+                try:
+                    outcomes.append((job, job.fn(*job.args), None))
+                except Exception as e:  # the dispatchers catch their listeners' errors; this is a last resort
+                    report_error(f"{self._name}: a request", e, logger)
+                    outcomes.append((job, None, RetryLater(str(e))))
+        finally:
+            self._held.jobs = None
+        self._answer(outcomes)
+        for work in after:
+            work()
 
     def _run(self, group: list[_Job]) -> None:
         started = time.monotonic()
@@ -311,7 +355,15 @@ class ChatEdge:
     platform: str  # "slack", "feishu": the key events and members are stored under
     name: str  # "Slack", "Feishu": for the log
     app: Context
+    after_ack: AfterAck
     delivery_errors: tuple[type[BaseException], ...] = ()
+
+    def finish(self, timeout: float) -> None:
+        """The process is stopping: the work the acks left (confirmations, a lead's report) done first."""
+        left = self.after_ack.finish(timeout)
+        if left:
+            logger.warning("%s: stopped with %d pieces of work after acks not done in %.0f s (replies not sent)",
+                           self.name, left, timeout)
 
     def platforms(self) -> list[Platform]:
         """Where a lead's Publish goes from here: this platform, and every other one configured."""

@@ -12,8 +12,9 @@ import gc
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from handlers.webview import web_routes
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.6  # /healthz answers within a second, whatever the database does (and however busy)
+FINISH_S = 20.0  # on stopping, the work after acks gets this long (a platform's SIGTERM grace is ~30 s)
 
 
 def web_edges(app: Context) -> list[WebEdge]:
@@ -57,10 +59,16 @@ def create_web_app(app: Context, edges: Sequence[WebEdge] = ()) -> Starlette:
         return JSONResponse({"status": "ok" if ok else "error", "database": "ok" if ok else "unreachable"},
                             status_code=200 if ok else 503)
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        # stopping (uvicorn has answered the requests in flight): the work after their acks, done
+        await asyncio.gather(*(asyncio.to_thread(edge.finish, FINISH_S) for edge in edges))
+
     # the platforms' endpoints first: the router tries routes in order, and theirs take the load
     routes: list[BaseRoute] = [r for edge in edges for r in edge.routes() if isinstance(r, BaseRoute)]
     routes += [Route("/healthz", healthz, methods=["GET"]), *web_routes(app)]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class _NoTokens(logging.Filter):

@@ -42,8 +42,8 @@ def _port() -> int:
 class Serve:
     """`weekly-bot serve` in a process of its own, on a port of its own."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
+    def __init__(self, env: dict[str, str], cwd: Path, fake: FakeSlackApi) -> None:
+        self.env, self.cwd, self.fake = env, cwd, fake
         self.port = _port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -122,7 +122,7 @@ def serve(tmp_path: Path, prepared_db: str) -> Iterator[tuple[Serve, str]]:
                "DATABASE_URL": prepared_db, "SLACK_BOT_TOKEN": "xoxb-1-crash", "SLACK_SIGNING_SECRET": SECRET,
                "SLACK_API_URL": fake.api_url, **({"VIRTUAL_ENV": os.environ["VIRTUAL_ENV"]}
                                                  if "VIRTUAL_ENV" in os.environ else {})}
-        server = Serve(env, tmp_path)
+        server = Serve(env, tmp_path, fake)
         try:
             yield server, prepared_db
         finally:
@@ -197,3 +197,27 @@ def test_kill_9_loses_no_acknowledged_dm_or_edit_and_doubles_none(serve: tuple[S
     run = crash_run(server, db, during)
     assert (run.lost_dms, run.doubled_dms, run.lost_edits, run.tracebacks) == (0, 0, 0, 0), run
     assert run.redelivered > 0  # the kill left work for the redelivery
+
+
+def test_stopping_serve_sends_the_replies_its_acks_left_first(serve: tuple[Serve, str]) -> None:
+    """SIGTERM (a deploy, a scale-down) while a DM's confirmation is still to be sent: uvicorn answers what is
+    in flight, then the server finishes the work after the acks before it exits, rather than drop it."""
+    server, _ = serve
+    server.start()
+    fake = server.fake
+    fake.fail("chat.postMessage", status=429, headers={"Retry-After": "2"})  # the confirmation waits 2 s
+    user, ts = "U0ZHANG001", f"{int(time.time())}.000100"
+    assert _post(server.port, _event("EvSTOP0001", {"type": "message", "channel": "D0ZHANG001", "channel_type": "im",
+                                                     "user": user, "text": "对账差错3笔", "ts": ts, "event_ts": ts}),
+                 retry=False) == 200
+    [limited] = fake.wait_for("chat.postMessage", timeout=10)
+    assert limited.status == 429
+    assert server.proc is not None
+    stopping = time.monotonic()
+    server.proc.terminate()
+    assert server.proc.wait(timeout=30) == -signal.SIGTERM  # uvicorn, having stopped, raises the signal again
+    took = time.monotonic() - stopping
+    posted = fake.posted("D0ZHANG001")
+    assert len(posted) == 1 and 1.0 < took < 20, (posted, took)  # sent once, after the 2 s Slack asked for
+    log = "".join(p.read_text(encoding="utf-8", errors="replace") for p in server.cwd.glob("serve-*.log"))
+    assert "Traceback" not in log and "not done" not in log, log

@@ -211,6 +211,7 @@ def feishu(make_app: Callable[..., App], fake: FakeFeishuApi, server: tuple[Curr
     current.web = create_web_app(app, [edge])
     yield Feishu(app, edge, fake, url)
     current.web = None
+    edge.finish(5.0)  # as serve does on stopping: the replies the acks left, sent while the fake still listens
 
 
 def recorded(section: str, text: str) -> str:

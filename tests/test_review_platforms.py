@@ -53,6 +53,8 @@ def both(make_app: Callable[..., App], server: tuple[CurrentApp, str]) -> Iterat
         current.web = create_web_app(app, [slack_edge, feishu_edge])
         yield Slack(app, slack_edge, slack_api, url), Feishu(app, feishu_edge, feishu_api, url)
         current.web = None
+        slack_edge.finish(5.0)  # as serve does on stopping
+        feishu_edge.finish(5.0)
 
 
 def submit(slack: Slack, user: str, view: dict[str, Any], values: dict[str, str]) -> tuple[int, str]:

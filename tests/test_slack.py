@@ -184,6 +184,7 @@ def slack(make_app: Callable[..., App], fake: FakeSlackApi, server: tuple[Curren
     current.web = create_web_app(app, [edge])
     yield Slack(app, edge, fake, url)
     current.web = None
+    edge.finish(5.0)  # as serve does on stopping: the replies the acks left, sent while the fake still listens
 
 
 def recorded(section: str, text: str) -> str:
@@ -724,6 +725,26 @@ def test_a_locked_database_fails_fast_and_loses_nothing(slack: Slack) -> None:
                                                               "X-Slack-Retry-Reason": "http_error"})
     assert status == 200
     assert [u.text for u in slack.updates()] == ["对账差错3笔", "自动对账覆盖率97.1%"]
+
+
+@sqlite_only
+def test_commands_that_write_nothing_are_answered_while_another_process_holds_the_write_lock(slack: Slack) -> None:
+    import sqlite3
+
+    slack.say("U0ZHANG001", "对账差错3笔")
+    db = slack.app.store.engine.url.database
+    assert db
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock (Slack does not retry a command)
+    try:
+        status, ack, took = slack.command("U0ZHANG001", "help")
+        assert (status, ack["text"]) == (200, to_slack(t("zh", "help"))) and took < 1.0, (status, took)
+        status, ack, took = slack.command("U0WANG0001", "status")  # reads (WAL: no lock needed), writes nothing
+        assert status == 200 and took < 1.0, (status, took)
+        assert "✅ 清分对账 — 张伟 (已提交)" in ack["text"].split("\n"), ack["text"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 def test_four_processes_start_together_on_a_fresh_sqlite_file(tmp_path: Path) -> None:

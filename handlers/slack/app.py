@@ -549,13 +549,16 @@ class SlackEdge(ChatEdge):
             return JSONResponse({"error": "malformed request"}, status_code=400)
         event = (data or {}).get("event") or {}
         if data is not None and (event.get("type") == "message" or "command" in data):
-            # a DM (or its edit or deletion) or a command: applied in a group with those arriving now, after
-            # any Web API lookup of who sent it, which must not hold up the group
+            # a DM (or its edit or deletion): applied in a group with those arriving now, after any Web API
+            # lookup of who sent it, which must not hold up the group. A command runs on the group's thread
+            # too, but outside its transaction: most write nothing, and none should wait for the group's
+            # write lock (held by another process, that is Slack's error: it does not retry a command)
             user = str(event.get("user") or data.get("user_id") or "")
             if user and not self.directory.recognised(user):
                 await in_worker(self.directory.recognise, user)
             try:
-                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body))
+                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body),
+                                                outside="command" in data)
             except RetryLater:
                 return JSONResponse({"error": "try again"}, status_code=500)
         else:
