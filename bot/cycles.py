@@ -302,6 +302,9 @@ class Timeline:
         # between()'s answers, kept: a timeline never changes (a stored cycle makes a new one), and every
         # DM asks it for the open cycle
         self._between: dict[tuple[date, date], tuple[Cycle, ...]] = {}
+        # cycle_at's last answer and the instants (UTC) between which it holds: from its opening until the
+        # next cycle opens (every DM asks for the open cycle; the answer changes once a cycle)
+        self._open: tuple[datetime, datetime, Cycle] | None = None
 
     def stored(self) -> list[tuple[Span, CycleRecord]]:
         """The stored cycles with their weeks, oldest first (labels this version cannot read left out)."""
@@ -378,6 +381,9 @@ class Timeline:
     def cycle_at(self, instant: datetime) -> Cycle | None:
         """The newest cycle opened at `instant` (None before the first one opens)."""
         moment = _utc(_aware(instant))
+        held = self._open
+        if held is not None and held[0] <= moment < held[1]:
+            return held[2]
         week = monday_of(moment.astimezone(self.tz).date())
         lows = [week - timedelta(weeks=_LOOKBACK)]
         earliest = [s.first for s, _ in self._records[:1]] + ([self.plan.start] if self.plan.start else [])
@@ -386,7 +392,9 @@ class Timeline:
         for lo in lows:
             found = [c for c in self.between(lo, week) if _utc(c.opens_at) <= moment]
             if found:
-                return max(found, key=lambda c: (_utc(c.opens_at), c.first_monday))
+                newest = max(found, key=lambda c: (_utc(c.opens_at), c.first_monday))
+                self._open = (_utc(newest.opens_at), _utc(newest.next_opens_at), newest)
+                return newest
         return None
 
     def next_after(self, instant: datetime) -> Cycle | None:

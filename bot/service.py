@@ -238,6 +238,7 @@ class WeeklyService:
         self._ids: dict[str, tuple[float, dict[str, str], dict[str, str]]] = {}
         self._timelines: dict[str, tuple[float, Timeline, dict[int, StoredCycle]]] = {}
         self._cache_lock = threading.Lock()
+        self._owners: tuple[TeamFile, dict[str, list[tuple[Team, Section]]]] | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -486,7 +487,17 @@ class WeeklyService:
 
     # -- owners and their answers ------------------------------------------------------------
     def owned_sections(self, member: str) -> list[tuple[Team, Section]]:
-        return [(t, s) for t in self.team_file.teams for s in t.sections if member in s.owners]
+        """The sections `member` owns, in the team file's order (from an index of the file's owners: a DM
+        asks several times)."""
+        index = self._owners
+        if index is None or index[0] is not self.team_file:
+            owners: dict[str, list[tuple[Team, Section]]] = {}
+            for t in self.team_file.teams:
+                for s in t.sections:
+                    for owner in dict.fromkeys(s.owners):
+                        owners.setdefault(owner, []).append((t, s))
+            index = self._owners = (self.team_file, owners)
+        return list(index[1].get(member, ()))
 
     def _pick_section(self, text: str, owned: list[tuple[Team, Section]]) -> tuple[tuple[Team, Section] | None, str]:
         """A leading `【标题】`, `[Title]` or section key chooses the section, and for an owner of several a

@@ -196,6 +196,23 @@ def test_cycle_at_follows_adjusted_openings() -> None:
     assert label_at(cycles, utc_instant) == "2024-W41"
 
 
+def test_one_timeline_asked_in_any_order_answers_as_a_fresh_one() -> None:
+    """cycle_at keeps its last answer for as long as it holds (until the next cycle opens): asked hour by hour
+    across National Day 2024 (merged weeks, a Tuesday opening, 调休 weekends), shuffled, with stored cycles
+    among them, one timeline answers each instant as a new one does."""
+    import random
+
+    records = (Record("2024-W39", sh(2024, 9, 23, 10), sh(2024, 9, 26, 18), id=1),
+               Record("2024-W40", sh(2024, 9, 30, 10), sh(2024, 10, 3, 18), id=2))
+    kept = cn(records=records)
+    instants = [sh(2024, 9, 20, 0) + timedelta(hours=h) for h in range(24 * 40)]
+    instants += [sh(2024, 10, 8, 9, 59), sh(2024, 10, 8, 10), sh(2024, 9, 30, 10)]  # the edges themselves
+    random.Random(7).shuffle(instants)
+    answers = [(i, label_at(kept, i), label_at(cn(records=records), i)) for i in instants]
+    assert [a for a in answers if a[1] != a[2]] == []
+    assert {a[1] for a in answers} >= {"2024-W38", "2024-W39", "2024-W40", "2024-W41", "2024-W42", "2024-W43"}
+
+
 def test_deadline_before_adjusted_opening_goes_to_first_workday_after_it() -> None:
     # Mon 10-07 18:00 is off and every day back to the opening (Tue 10-08) is before it.
     assert cn(deadline="mon 18:00").by_label("2024-W41").deadline == sh(2024, 10, 8, 18)
