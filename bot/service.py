@@ -410,7 +410,11 @@ class WeeklyService:
             raise UserError("cycles_order", lo=lo, hi=hi)
         if (last - first).days > 7 * 53 * 20:
             raise UserError("cycles_too_many")
-        return timeline.between(first, last)
+        listed = timeline.between(first, last)
+        if lo is None:  # by default the past is what happened: a week before the bot ran was no cycle of its
+            now = self.now()
+            listed = [c for c in listed if c.stored_id is not None or c.state(now) != "closed"]
+        return listed
 
     def stored_cycle(self, team: Team, cycle: Cycle, *, at: datetime | None = None) -> StoredCycle | None:
         """The cycle's row, created when it opens (by `at` or now): from then on its label and times are

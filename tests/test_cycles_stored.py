@@ -261,6 +261,21 @@ def test_import_refuses_a_cycle_sharing_weeks_with_a_stored_one(make_app: Callab
     assert len(app.store.cycles(team_key="pay")) == 1
 
 
+def test_cycles_by_default_list_the_past_that_happened_the_open_cycle_and_the_coming_ones(
+        make_app: Callable[..., App], mid_autumn: Path) -> None:
+    app = make_app(FixedClock(at("2024-10-09 12:00")))
+    team = app.service.team(None)
+    app.service.import_reports([str(mid_autumn)], team=team)
+    now = app.service.now()
+    listed = [(c.label, c.state(now)) for c in app.service.cycles(team)]
+    # 2024-W37 was four weeks back, before the bot ran: no cycle of its, so not "closed" by default
+    assert listed[:4] == [("2024-W38&W39", "imported"), ("2024-W40&W41", "open"), ("2024-W42", "upcoming"),
+                          ("2024-W43", "upcoming")]
+    assert [state for _, state in listed[2:]] == ["upcoming"] * (len(listed) - 2)
+    asked = [(c.label, c.state(now)) for c in app.service.cycles(team, "2024-W36", "2024-W39")]
+    assert asked == [("2024-W36", "closed"), ("2024-W37", "closed"), ("2024-W38&W39", "imported")]  # as asked
+
+
 def test_cycles_command_lists_merged_cycles_as_json(tmp_path: Path, team_file: Path) -> None:
     import subprocess
     import sys

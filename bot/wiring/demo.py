@@ -89,7 +89,7 @@ def _narrate(out: TextIO, workdir: Path) -> None:
     result = service.import_reports([str(report)], team=team)
     out.write(f"  imported {', '.join(result.cycles)}: {result.sections} sections and its 下周工作及目标\n")
     out.write("  the team's cycles (`weekly-bot cycles`; merge_short_weeks: 3 merges a week of ≤ 3 workdays):\n")
-    for c in service.cycles(team, "2024-W37", "2024-W43"):
+    for c in service.cycles(team, None, "2024-W43"):  # as `cycles --to 2024-W43` lists them
         out.write(f"    {c.label:<14} opens {c.opens_at:%a %m-%d %H:%M}  due {c.deadline:%a %m-%d %H:%M}  "
                   f"{c.state(clock.at)}\n")
     cycle = service.resolve_cycle(team, "2024-W41")
