@@ -328,6 +328,10 @@ def test_an_unknown_cycle_is_a_clear_404(web: Web) -> None:
     assert browser.get("/web/cycle/nonsense").status == 404
     assert unquote("/web/cycle/2024-W38%26W39") == "/web/cycle/2024-W38&W39"
     assert browser.get("/web/cycle/2024-W39").status == 200  # a week inside a merged cycle names it
+    for path in ("/web/nowhere", "/web/cycle/2024-W42/nothing", "/web/search/x"):
+        missing = browser.get(path)
+        assert missing.status == 404 and "没有这个页面。" in missing.body and "<html" in missing.body, path
+    assert browser.get("/web/static/missing.css").status == 404  # a file the view does not have
 
 
 # -- several teams ---------------------------------------------------------------------------------

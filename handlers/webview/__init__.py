@@ -314,5 +314,7 @@ def web_routes(ctx: Context) -> list[BaseRoute]:
         Route("/web/participation.csv", guarded(view.participation_csv), methods=["GET"]),
         Route("/web/search", guarded(view.search), methods=["GET"]),
         Mount("/web/static", app=StaticFiles(directory=HERE / "static"), name="web-static"),
+        # anything else under /web: the view's own page in the team's language, not the framework's bare text
+        Route("/web/{rest:path}", view.not_found, methods=["GET", "HEAD", "POST"]),
     ]
 
