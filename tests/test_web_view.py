@@ -313,6 +313,9 @@ def test_search_finds_answers_in_every_cycle(web: Web) -> None:
     assert r.status == 200
     cycles = re.findall(r'<td><a href="/web/cycle/[^"]+">([^<]+)</a></td><td>([^<]+)</td>', unescape(r.body))
     assert cycles == [("2024-W42", "结算通道"), ("2024-W38&W39", "风控引擎"), ("2024-W38&W39", "结算通道")]
+    # when: an owner's answer when it was written; an imported one is from the report, not from the import's run
+    when = re.findall(r'</a></td><td>[^<]+</td>\s*<td>[^<]+</td><td>([^<]+)</td>', unescape(r.body))
+    assert when[1:] == ["已导入", "已导入"] and re.fullmatch(r"2024-10-1\d \d\d:\d\d", when[0]), when
     assert "<mark>交易</mark>3200笔" in r.body
     assert "“交易”：3 条结果" in r.body
     assert "“9%5”：0 条结果" in browser.get("/web/search?q=9%255").body  # % is a character, not a wildcard
