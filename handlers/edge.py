@@ -146,6 +146,10 @@ class AfterAck:
 GROUP_LIMIT = 32  # events applied in one transaction at most
 GROUP_IDLE_S = 1.0  # the group commit's thread ends after this long with nothing to do (the next request starts one)
 HELD_S = 1.0  # a group that failed after this long met a held database: the events waiting behind it fail too
+SLOW_S = 0.1  # a group that took this long met a slow or held database: commands beside the next are answered first
+
+
+_Ready = tuple[list[tuple["_Job", Any, BaseException | None]], list[Callable[[], object]]]  # answers, work after
 
 
 @dataclass
@@ -184,13 +188,15 @@ class GroupCommit:
         self._held = threading.local()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        self._slow = False  # the last group took SLOW_S or more
 
     async def run(self, fn: Callable[..., T], *args: Any, outside: bool = False) -> T:
         """`fn(*args)` in the next group; its result once that group has committed, else RetryLater.
         `outside`: on the group's thread, before the group's transaction begins and outside it (its own
-        writes, if any, in transactions of their own), answered at once — for a request that mostly writes
-        nothing (a command), which then neither waits for the group's write lock and commit nor costs a
-        thread of its own."""
+        writes, if any, in transactions of their own) — for a request that mostly writes nothing (a
+        command): it never waits for the group's write lock, and never fails with the group. It is
+        answered with the group (one hand-over to the event loop for all), or at once when there is no
+        group, or when the last group took SLOW_S or more (a database held elsewhere)."""
         loop = asyncio.get_running_loop()
         job = _Job(fn, args, loop, loop.create_future(), outside)
         self._queue.put(job)
@@ -225,14 +231,19 @@ class GroupCommit:
                 except queue.Empty:
                     break
             apart = [job for job in group if job.outside]
-            if apart:
-                self._run_apart(apart)
-                group = [job for job in group if not job.outside]
-            if group:
-                self._run(group)
+            inside = [job for job in group if not job.outside]
+            ready = self._run_apart(apart) if apart else None
+            if ready is not None and (not inside or self._slow):  # nothing to wait for, or a slow database
+                self._deliver(ready)
+                ready = None
+            if inside:
+                started = time.monotonic()
+                self._run(inside, ready)
+                self._slow = time.monotonic() - started >= SLOW_S
 
-    def _run_apart(self, jobs: list[_Job]) -> None:
-        """Each of `jobs` on its own, outside any group transaction; answered, then the work they left."""
+    def _run_apart(self, jobs: list[_Job]) -> _Ready:
+        """Each of `jobs` on its own, outside any group transaction: their outcomes and the work they left,
+        to be answered and started by `_deliver`."""
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         after: list[Callable[[], object]] = []
         self._held.jobs = after
@@ -245,15 +256,24 @@ class GroupCommit:
                     outcomes.append((job, None, RetryLater(str(e))))
         finally:
             self._held.jobs = None
+        return outcomes, after
+
+    def _deliver(self, ready: _Ready) -> None:
+        outcomes, after = ready
         self._answer(outcomes)
         for work in after:
             work()
 
-    def _run(self, group: list[_Job]) -> None:
+    def _run(self, group: list[_Job], ready: _Ready | None = None) -> None:
+        """The group in one transaction, answered with `ready` (requests run apart, whose answers do not
+        depend on it: one hand-over to the event loop for all); failing, each alone, or all failed when
+        the database is held elsewhere — `ready` answered either way."""
         started = time.monotonic()
-        error = self._attempt(group)
+        error = self._attempt(group, ready)
         if error is None:
             return
+        if ready is not None:
+            self._deliver(ready)
         held = time.monotonic() - started >= HELD_S
         if len(group) > 1 and not held:  # one event failed (the rollback took back the others): each alone
             for job in group:
@@ -261,17 +281,20 @@ class GroupCommit:
                 if alone is not None:
                     self._fail([job], alone)
             return
-        failing = list(group)
+        failing, spared = list(group), list[_Job]()
         while held:  # the database is held: those waiting would wait as long, so they fail now too
             try:
-                failing.append(self._queue.get_nowait())
+                job = self._queue.get_nowait()
             except queue.Empty:
                 break
+            (spared if job.outside else failing).append(job)  # a command needs no group: it is run
         self._fail(failing, error)
+        if spared:
+            self._deliver(self._run_apart(spared))
 
-    def _attempt(self, group: list[_Job]) -> Exception | None:
-        """Run the group in one transaction; on its commit answer every request and start the work
-        they left; else the exception, nothing answered."""
+    def _attempt(self, group: list[_Job], ready: _Ready | None = None) -> Exception | None:
+        """Run the group in one transaction; on its commit answer every request (and `ready`'s) and start
+        the work they left; else the exception, nothing answered."""
         results: list[Any] = []
         after: list[Callable[[], object]] = []
         self._held.jobs = after
@@ -286,9 +309,12 @@ class GroupCommit:
             return e
         finally:
             self._held.jobs = None
-        self._answer([(job, result, None) for job, result in zip(group, results, strict=True)])
-        for work in after:
-            work()
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = [
+            (job, result, None) for job, result in zip(group, results, strict=True)]
+        if ready is not None:
+            outcomes += ready[0]
+            after = ready[1] + after
+        self._deliver((outcomes, after))
         return None
 
     def _fail(self, jobs: list[_Job], error: Exception) -> None:

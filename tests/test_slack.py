@@ -742,6 +742,19 @@ def test_commands_that_write_nothing_are_answered_while_another_process_holds_th
         status, ack, took = slack.command("U0WANG0001", "status")  # reads (WAL: no lock needed), writes nothing
         assert status == 200 and took < 1.0, (status, took)
         assert "✅ 清分对账 — 张伟 (已提交)" in ack["text"].split("\n"), ack["text"]
+        # beside DMs that wait for the lock, and fail, commands are still answered in Slack's time
+        from concurrent.futures import ThreadPoolExecutor
+
+        event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
+                 "text": "自动对账覆盖率97.1%", "ts": "1728957600.990002", "event_ts": "1728957600.990002"}
+        with ThreadPoolExecutor(4) as pool:
+            dms = [pool.submit(slack.post, slack.event_body(event | {"ts": f"1728957600.99001{i}"}, f"EvLOCK{i}"),
+                               "application/json") for i in range(2)]
+            helps = [pool.submit(slack.command, "U0ZHANG001", "help") for _ in range(2)]
+            assert [f.result()[0] for f in dms] == [500, 500]
+            answered = [f.result() for f in helps]
+        assert [(a[0], a[1]["text"]) for a in answered] == [(200, to_slack(t("zh", "help")))] * 2
+        assert max(a[2] for a in answered) < 3.0, answered
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
