@@ -66,7 +66,7 @@ def crash(dms: int, edits: int) -> bool:
                 work.mkdir()
                 try:
                     with FakeSlackApi() as fake:
-                        server = Serve(_env(work, url, fake), work)
+                        server = Serve(_env(work, url, fake), work, fake)
                         try:
                             run = crash_run(server, url, during, dms, edits)
                         finally:
@@ -151,7 +151,7 @@ def _locked(seconds: float, name: str, db: str, work: Path) -> bool:
         engine = make_engine(db)
         upgrade(engine)
         engine.dispose()
-        server = Serve(_env(work, db, fake), work)
+        server = Serve(_env(work, db, fake), work, fake)
         server.start()
         # SQLite's whole file is locked, so /healthz says 503; PostgreSQL itself still answers, so 200
         health_want = 503 if name == "SQLite" else 200

@@ -42,6 +42,9 @@ class Sink:
     def send(self, member: str, reply: Reply) -> None:
         self.count += 1
 
+    def publish(self, channel: str, reply: Reply) -> None:
+        self.count += 1
+
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     out = []

@@ -151,11 +151,13 @@ async def load(port: int, reqs: list[Request], concurrency: int) -> Result:
                 status = await asyncio.wait_for(_one(*conn, data), TIMEOUT_S)
             except TimeoutError:
                 result.timed_out += 1
-                conn = _close(conn)
+                _close(conn)
+                conn = None
                 continue
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 result.failed += 1
-                conn = _close(conn)
+                _close(conn)
+                conn = None
                 continue
             result.ms.append((time.perf_counter() - started) * 1000)
             if status != 200:
@@ -173,7 +175,6 @@ async def load(port: int, reqs: list[Request], concurrency: int) -> Result:
 def _close(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
     if conn is not None:
         conn[1].close()
-    return None
 
 
 # -- the servers -----------------------------------------------------------------------------
