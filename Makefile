@@ -48,10 +48,11 @@ test-browser: $(BIN)/weekly-bot
 eval: $(BIN)/weekly-bot
 	$(BIN)/python bench/summary_eval.py
 
+# bench/ too: the benches use the tests' fakes and servers, so a change there shows here
 lint: $(BIN)/weekly-bot
 	$(BIN)/ruff check bot handlers storage prompts tests bench
 	$(BIN)/mypy
-	$(BIN)/mypy --explicit-package-bases bench  # the benches use the tests' fakes and servers: a change there shows here
+	$(BIN)/mypy --explicit-package-bases bench
 	@if [ -f ../shared/tools/import-rules.py ]; then $(BIN)/python ../shared/tools/import-rules.py .; fi
 
 # The full-size fault run (issue 10): kill -9 during 500 DMs and 300 edits, a 35 s database lock (~3 min)
