@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -466,6 +467,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
     """Every configured long-lived connection (Slack Socket Mode, the Feishu long connection); the last runs
     in the foreground, the others in threads."""
     from handlers import registry
+    from handlers.edge import FINISH_S
 
     _log_info()
     app = _app(args)
@@ -474,14 +476,28 @@ def cmd_socket(args: argparse.Namespace) -> int:
     if not connections:
         raise ConfigError("socket: no long connection is configured: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
                         "(Slack Socket Mode), or FEISHU_APP_ID and FEISHU_APP_SECRET (the Feishu long connection)")
-    stop = _start_clock(app, [sender for _, (sender, _run) in connections], enabled=not args.no_scheduler)
+    stop = _start_clock(app, [conn.sender for _, conn in connections], enabled=not args.no_scheduler)
+    # SIGTERM (a deploy, a scale-down) stops it as Ctrl-C does: then the work the acks left is finished
+    main_thread = threading.current_thread() is threading.main_thread()  # (only it may set a handler)
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
-        for name, (_sender, run) in connections[:-1]:
-            threading.Thread(target=_logging_failure, args=(run,), name=f"{name}-connection", daemon=True).start()
-        connections[-1][1][1]()
+        for name, conn in connections[:-1]:
+            threading.Thread(target=_logging_failure, args=(conn.run,), name=f"{name}-connection",
+                             daemon=True).start()
+        connections[-1][1].run()
+    except KeyboardInterrupt:
+        logger.info("socket: stopping")
     finally:
         stop()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        for _, conn in connections:
+            conn.finish(FINISH_S)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 COMMANDS = {

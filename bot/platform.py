@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from bot.config import Settings, TeamFile
@@ -144,6 +144,15 @@ class WebEdge(Protocol):
         ...
 
 
+class Connection(NamedTuple):
+    """A long-lived connection `socket` runs: its sender, a function that runs it until interrupted, and one
+    that finishes the work its acks left (up to the seconds given) before the process stops."""
+
+    sender: Platform
+    run: Callable[[], None]
+    finish: Callable[[float], None]
+
+
 class PlatformPlugin(Protocol):
     """A platform as the registry knows it: whether it is configured, and how to build its parts."""
 
@@ -161,9 +170,9 @@ class PlatformPlugin(Protocol):
         """Its HTTP routes for `serve`; None when it has none configured."""
         ...
 
-    def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
-        """A long-lived connection for `socket` (Slack Socket Mode, Feishu's long connection): its sender and
-        a function that runs it until interrupted; None when not configured."""
+    def connection(self, ctx: Context) -> Connection | None:
+        """A long-lived connection for `socket` (Slack Socket Mode, Feishu's long connection); None when not
+        configured."""
         ...
 
     def check(self, settings: Settings) -> list[tuple[bool, str]]:

@@ -49,6 +49,7 @@ async def in_worker(fn: Callable[..., T], *args: Any) -> T:
 
 
 AFTER_WAIT_S = 1.0  # work after an ack waits at most this long for a burst of requests to pass
+FINISH_S = 20.0  # on stopping, the work after acks gets this long (a platform's SIGTERM grace is ~30 s)
 QUIET_S = 0.05  # ... which has passed when no request has come or gone for this long
 
 

@@ -25,11 +25,11 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.platform import Context, WebEdge
 from handlers import registry
+from handlers.edge import FINISH_S
 from handlers.webview import web_routes
 
 logger = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 0.6  # /healthz answers within a second, whatever the database does (and however busy)
-FINISH_S = 20.0  # on stopping, the work after acks gets this long (a platform's SIGTERM grace is ~30 s)
 
 
 def web_edges(app: Context) -> list[WebEdge]:

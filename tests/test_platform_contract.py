@@ -3,14 +3,14 @@ registered, it is reached by the scheduler and drives a whole cycle — no chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.chat import ChatBot, Outcome, Reply
 from bot.config import Settings
-from bot.platform import Context, Incoming, Platform, WebEdge
+from bot.platform import Connection, Context, Incoming, Platform, WebEdge
 from bot.tick import tick
 from bot.wiring import App, build_app, build_senders
 from handlers import registry
@@ -87,7 +87,7 @@ class PigeonPlugin:
     def web_edge(self, ctx: Context) -> WebEdge | None:
         return None
 
-    def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
+    def connection(self, ctx: Context) -> Connection | None:
         return None
 
     def check(self, settings: Settings) -> list[tuple[bool, str]]:

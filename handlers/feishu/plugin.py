@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from bot.config import Settings
-from bot.platform import Context, Platform, WebEdge
+from bot.platform import Connection, Context, Platform, WebEdge
 
 
 class FeishuPlugin:
@@ -28,13 +26,13 @@ class FeishuPlugin:
 
         return build_feishu(ctx)
 
-    def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
+    def connection(self, ctx: Context) -> Connection | None:
         if not self.configured(ctx.settings):
             return None
         from handlers.feishu.app import build_feishu, run_long_connection
 
         edge = build_feishu(ctx, long_connection=True)
-        return edge.sender, lambda: run_long_connection(edge)
+        return Connection(edge.sender, lambda: run_long_connection(edge), edge.finish)
 
     def check(self, settings: Settings) -> list[tuple[bool, str]]:
         if not self.configured(settings):

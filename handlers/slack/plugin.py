@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from bot.config import Settings
-from bot.platform import Context, Platform, WebEdge
+from bot.platform import Connection, Context, Platform, WebEdge
 
 
 class SlackPlugin:
@@ -29,14 +27,14 @@ class SlackPlugin:
 
         return build_slack(ctx)
 
-    def connection(self, ctx: Context) -> tuple[Platform, Callable[[], None]] | None:
+    def connection(self, ctx: Context) -> Connection | None:
         s = ctx.settings
         if not s.slack_app_token:
             return None
         from handlers.slack.app import build_slack, run_socket_mode
 
         edge = build_slack(ctx, socket_mode=True)
-        return edge.sender, lambda: run_socket_mode(edge, s.slack_app_token or "")
+        return Connection(edge.sender, lambda: run_socket_mode(edge, s.slack_app_token or ""), edge.finish)
 
     def check(self, settings: Settings) -> list[tuple[bool, str]]:
         if not self.configured(settings):

@@ -53,6 +53,7 @@ class FakeSlackApi(RecordingServer[Call]):
     def __init__(self, users: dict[str, str] | None = None, *, latency: float = 0.0) -> None:
         self.users = dict(users or {})  # email → user id, for users.lookupByEmail and users.info
         self.latency = latency  # seconds every Web API call takes (a far-away Slack)
+        self.socket_url: str | None = None  # what apps.connections.open hands out (tests.fakes.slack_socket)
         self._failures: dict[str, _Failure] = {}
         self._hold: tuple[str, int, str] | None = None
         self._hold_seen = 0
@@ -123,6 +124,8 @@ class FakeSlackApi(RecordingServer[Call]):
 
     # -- answering -----------------------------------------------------------------------------
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "not_allowed"}
         if method == "auth.test":
             return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "weekly-bot",
                     "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
@@ -203,7 +206,8 @@ class FakeSlackApi(RecordingServer[Call]):
                 if hold == "before":  # the sender dies before Slack takes the message: nothing recorded
                     fake._released.wait(60)
                     return
-                if not str(self.headers.get("Authorization") or "").startswith("Bearer xoxb-"):
+                token = "xapp-" if method == "apps.connections.open" else "xoxb-"  # the app-level token opens it
+                if not str(self.headers.get("Authorization") or "").startswith(f"Bearer {token}"):
                     answer: dict[str, Any] = {"ok": False, "error": "invalid_auth"}
                 else:
                     answer = fake._answer(method, params)
