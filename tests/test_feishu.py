@@ -601,6 +601,21 @@ def test_the_long_connection_dispatches_the_same_handlers_without_the_http_check
 
 
 @sqlite_only
+def test_stopping_the_long_connection_sends_the_replies_its_answers_left_first(
+    make_app: Callable[..., App], fake: FakeFeishuApi,
+) -> None:
+    app = make_app(FixedClock(OPEN_CYCLE), feishu_app_id=APP_ID, feishu_app_secret=APP_SECRET,
+                   feishu_domain=fake.domain)
+    edge = build_feishu(app, long_connection=True)
+    fake.fail("im.message.create", headers={"x-ogw-ratelimit-reset": "1"})  # the reply waits a second
+    event = envelope("im.message.receive_v1", message_event(ou("zhang"), "对账差错3笔", message_id="om_ws000002"),
+                     event_id="ev_ws000002", token="")
+    edge.dispatcher._do_without_validation(json.dumps(event, ensure_ascii=False).encode())
+    edge.finish(10.0)  # what `weekly-bot socket` does when it stops: no wait_messages needed after it
+    assert [(m.receive_id, m.text) for m in fake.messages()] == [(dm(ou("zhang")), recorded("清分对账", "对账差错3笔"))]
+
+
+@sqlite_only
 def test_the_long_connection_answers_a_card_frame_with_the_callbacks_card(
     make_app: Callable[..., App], fake: FakeFeishuApi,
 ) -> None:

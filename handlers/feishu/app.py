@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -704,7 +703,6 @@ class FeishuEdge(ChatEdge):
             .build()
         )
         self._deferred = _Deferred()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-after")
         self.group = GroupCommit(app.service.together, lambda answer: answer[1], name="Feishu")
         self.after_ack = AfterAck(4, name="feishu")
         self._bot_open_id: str | None = None
@@ -765,12 +763,13 @@ class FeishuEdge(ChatEdge):
             self._deferred.work = None
 
     def _later(self, fn: Callable[[], None]) -> None:
-        """Run `fn` after the answer: after the HTTP response, or on a worker (the long connection)."""
+        """Run `fn` after the answer: after the HTTP response, or at once on an after-ack thread (the long
+        connection) — either way work that `finish` waits for when the process stops."""
         work = self._deferred.work
         if work is not None:
             work.append(fn)
         else:
-            self._pool.submit(self._run_all, [fn])
+            self.after_ack.submit(None, lambda: self._run_all([fn]))
 
     @staticmethod
     def _run_all(work: list[Callable[[], None]]) -> None:
