@@ -12,9 +12,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -165,12 +165,13 @@ class _Job:
 class GroupCommit:
     """Chat events applied in groups, one transaction each (group commit).
 
-    Requests that store an event (a DM, its edit, its deletion; a command) wait here while one thread of
-    the edge's own works: it takes every request waiting (up to GROUP_LIMIT), runs each one's dispatch (Bolt's or
-    the SDK's: the event is applied and marked, each in a savepoint) inside one `service.together()`
+    Requests that store an event (a DM, its edit, its deletion) wait here while one thread of the edge's
+    own works: it takes every request waiting (up to GROUP_LIMIT), runs each one's dispatch (Bolt's or the
+    SDK's: the event is applied and marked, each in a savepoint) inside one `service.together()`
     transaction, commits once, and only then answers them all. Under a burst that is one BEGIN, one
     COMMIT and one hand-over between threads for many events instead of one each; alone, an event is a
-    group of one. The work a dispatch leaves for after its ack (`hold`) starts after the commit.
+    group of one. The work a dispatch leaves for after its ack (`hold`) starts after the commit. A request
+    run `outside` (a command) shares the thread and the answer's hand-over, not the transaction.
 
     All or none: if any event of a group fails to apply (its dispatch answers `failed`), or the commit
     fails, the whole group is rolled back and nothing of it is answered yet. Each of its requests is then
@@ -242,21 +243,27 @@ class GroupCommit:
                 self._run(inside, ready)
                 self._slow = time.monotonic() - started >= SLOW_S
 
+    @contextmanager
+    def _holding(self) -> Iterator[list[Callable[[], object]]]:
+        """The work after acks that the dispatches run in the block leave (`hold`), kept in the list given."""
+        after: list[Callable[[], object]] = []
+        self._held.jobs = after
+        try:
+            yield after
+        finally:
+            self._held.jobs = None
+
     def _run_apart(self, jobs: list[_Job]) -> _Ready:
         """Each of `jobs` on its own, outside any group transaction: their outcomes and the work they left,
         to be answered and started by `_deliver`."""
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        after: list[Callable[[], object]] = []
-        self._held.jobs = after
-        try:
+        with self._holding() as after:
             for job in jobs:
                 try:
                     outcomes.append((job, job.fn(*job.args), None))
                 except Exception as e:  # the dispatchers catch their listeners' errors; this is a last resort
                     report_error(f"{self._name}: a request", e, logger)
                     outcomes.append((job, None, RetryLater(str(e))))
-        finally:
-            self._held.jobs = None
         return outcomes, after
 
     def _deliver(self, ready: _Ready) -> None:
@@ -297,10 +304,8 @@ class GroupCommit:
         """Run the group in one transaction; on its commit answer every request (and `ready`'s) and start
         the work they left; else the exception, nothing answered."""
         results: list[Any] = []
-        after: list[Callable[[], object]] = []
-        self._held.jobs = after
         try:
-            with self._together():
+            with self._holding() as after, self._together():
                 for job in group:
                     result = job.fn(*job.args)
                     if self._failed(result):
@@ -308,8 +313,6 @@ class GroupCommit:
                     results.append(result)
         except Exception as e:
             return e
-        finally:
-            self._held.jobs = None
         outcomes: list[tuple[_Job, Any, BaseException | None]] = [
             (job, result, None) for job, result in zip(group, results, strict=True)]
         if ready is not None:

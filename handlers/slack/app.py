@@ -533,8 +533,8 @@ class SlackEdge(ChatEdge):
     async def endpoint(self, request: Request) -> Response:
         """Events, commands and interactivity. The body is read up to 1 MiB (413 past it), its signature
         checked on the raw bytes (401), then its shape (400), and only then does Bolt parse and dispatch
-        it, on a thread of its own (it blocks on the database): DMs and commands in a group commit. Work
-        after the acks waits while requests are in flight (AfterAck)."""
+        it, on a thread of its own (it blocks on the database): DMs in a group commit, commands on its
+        thread beside it. Work after the acks waits while requests are in flight (AfterAck)."""
         return await self.after_ack.serve(self._endpoint, request)
 
     async def _endpoint(self, request: Request) -> Response:
@@ -551,8 +551,8 @@ class SlackEdge(ChatEdge):
         if data is not None and (event.get("type") == "message" or "command" in data):
             # a DM (or its edit or deletion): applied in a group with those arriving now, after any Web API
             # lookup of who sent it, which must not hold up the group. A command runs on the group's thread
-            # too, but outside its transaction: most write nothing, and none should wait for the group's
-            # write lock (held by another process, that is Slack's error: it does not retry a command)
+            # too, but outside its transaction (GroupCommit.run): it never waits for the group's write lock
+            # nor fails with it (Slack does not retry a command)
             user = str(event.get("user") or data.get("user_id") or "")
             if user and not self.directory.recognised(user):
                 await in_worker(self.directory.recognise, user)
