@@ -49,8 +49,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 LOCK_WAIT_MS = 2000  # a locked database fails a request well inside Slack's 3 seconds (spec §9)
 STATEMENT_MS = 2500
 READ = {"weekly_read": True}  # execution option: a transaction that only reads takes no write lock
-# Connections per process: room for every request worker (handlers.edge.WORKER_THREADS, 16) plus the
-# scheduler's senders, heartbeat and /healthz, so a request never waits for a connection.
+# Connections per process: room for every request worker (handlers.edge.WORKER_THREADS, 16) and each
+# edge's group-commit thread, plus /healthz and the scheduler's heartbeat, so an ack never waits for a
+# connection; the threads that work after acks (handlers.edge.AfterAck) and the fan-out's senders take one
+# only for a short transaction at a time, out of what is left and the overflow.
 POOL_SIZE, POOL_OVERFLOW = 20, 10
 
 
