@@ -585,17 +585,23 @@ def test_socket_runs_the_feishu_long_connection_and_slack_socket_mode_together(
     assert clocks == [["slack", "feishu"]]
 
 
+def _over_the_long_connection(make_app: Callable[..., App], fake: FakeFeishuApi, n: int) -> Any:
+    """An edge built for the long connection, given zhang's DM 对账差错3笔 as lark.ws.Client hands an event
+    frame's payload on (no HTTP checks); the edge."""
+    app = make_app(FixedClock(OPEN_CYCLE), feishu_app_id=APP_ID, feishu_app_secret=APP_SECRET,
+                   feishu_domain=fake.domain)
+    edge = build_feishu(app, long_connection=True)
+    event = envelope("im.message.receive_v1", message_event(ou("zhang"), "对账差错3笔", message_id=f"om_ws00000{n}"),
+                     event_id=f"ev_ws00000{n}", token="")
+    edge.dispatcher._do_without_validation(json.dumps(event, ensure_ascii=False).encode())
+    return edge
+
+
 @sqlite_only
 def test_the_long_connection_dispatches_the_same_handlers_without_the_http_checks(
     make_app: Callable[..., App], fake: FakeFeishuApi,
 ) -> None:
-    app = make_app(FixedClock(OPEN_CYCLE), feishu_app_id=APP_ID, feishu_app_secret=APP_SECRET,
-                   feishu_domain=fake.domain)
-    edge = build_feishu(app, long_connection=True)
-    event = envelope("im.message.receive_v1", message_event(ou("zhang"), "对账差错3笔", message_id="om_ws000001"),
-                     event_id="ev_ws000001", token="")
-    # what lark.ws.Client does with an event frame's payload
-    edge.dispatcher._do_without_validation(json.dumps(event, ensure_ascii=False).encode())
+    _over_the_long_connection(make_app, fake, 1)
     [sent] = fake.wait_messages(1)
     assert (sent.receive_id, sent.text) == (dm(ou("zhang")), recorded("清分对账", "对账差错3笔"))
 
@@ -604,13 +610,8 @@ def test_the_long_connection_dispatches_the_same_handlers_without_the_http_check
 def test_stopping_the_long_connection_sends_the_replies_its_answers_left_first(
     make_app: Callable[..., App], fake: FakeFeishuApi,
 ) -> None:
-    app = make_app(FixedClock(OPEN_CYCLE), feishu_app_id=APP_ID, feishu_app_secret=APP_SECRET,
-                   feishu_domain=fake.domain)
-    edge = build_feishu(app, long_connection=True)
     fake.fail("im.message.create", headers={"x-ogw-ratelimit-reset": "1"})  # the reply waits a second
-    event = envelope("im.message.receive_v1", message_event(ou("zhang"), "对账差错3笔", message_id="om_ws000002"),
-                     event_id="ev_ws000002", token="")
-    edge.dispatcher._do_without_validation(json.dumps(event, ensure_ascii=False).encode())
+    edge = _over_the_long_connection(make_app, fake, 2)
     edge.finish(10.0)  # what `weekly-bot socket` does when it stops: no wait_messages needed after it
     assert [(m.receive_id, m.text) for m in fake.messages()] == [(dm(ou("zhang")), recorded("清分对账", "对账差错3笔"))]
 
