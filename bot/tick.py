@@ -21,6 +21,7 @@ from bot.due import Due, answered_sections, due_at
 from bot.errors import report_error
 from bot.fanout import SENDERS, run_paced
 from bot.i18n import STATUS_TIME, bracket, join, period, t, with_owners
+from bot.lanes import off_ack_path
 from bot.model import Cycle, SummaryItem
 from bot.notify import RateLimited, Sender, deliver, pick_sender
 from bot.platform import Reply
@@ -77,7 +78,8 @@ class _Heartbeat:
         """Keep `key`'s claim fresh until it is released (sent, failed, or handed back)."""
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tick-heartbeat", daemon=True)
+                self._thread = threading.Thread(target=off_ack_path(self._run), name="tick-heartbeat",
+                                                daemon=True)
                 self._thread.start()
             self.keys.add(key)
 

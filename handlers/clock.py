@@ -15,6 +15,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.errors import report_error
+from bot.lanes import off_ack_path
 from bot.notify import Sender
 from bot.platform import Context
 from bot.tick import tick
@@ -22,6 +23,7 @@ from bot.tick import tick
 logger = logging.getLogger(__name__)
 
 
+@off_ack_path  # the tick's transactions take turns: a tick in `serve` never holds up an ack (bot.lanes)
 def _run_tick(app: Context, senders: Sequence[Sender]) -> None:
     try:
         sent = tick(app.service, senders)

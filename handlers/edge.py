@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from bot.chat import Outcome, Reply
 from bot.errors import report_error
 from bot.i18n import t
+from bot.lanes import background
 from bot.notify import SendError
 from bot.platform import Context, Platform
 
@@ -33,8 +34,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Requests worked on at once per process: each may hold a database connection, and the pool has room for
-# all of them beside the scheduler's (storage.db.POOL_SIZE), so none waits for a connection while holding
-# a thread; the rest wait their turn here, holding nothing.
+# all of them with the group-commit threads and /healthz's (storage.db.POOL_SIZE), while work off the ack
+# path takes turns for the rest (bot.lanes), so none waits for a connection while holding a thread; the
+# rest wait their turn here, holding nothing.
 WORKER_THREADS = 16
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
 
@@ -127,7 +129,8 @@ class AfterAck:
                     self._cond.notify_all()  # (`finish` waits for the last lane to end)
                     return
                 job = lane.popleft()
-            job()
+            with background():  # off the ack path: its transactions take turns (bot.lanes)
+                job()
 
     def finish(self, timeout: float) -> int:
         """Before the process stops: the work waiting goes now, and this waits (up to `timeout`) until all

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from bot.errors import ConfigError
+from bot.lanes import in_background
 
 logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -49,11 +53,45 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 LOCK_WAIT_MS = 2000  # a locked database fails a request well inside Slack's 3 seconds (spec §9)
 STATEMENT_MS = 2500
 READ = {"weekly_read": True}  # execution option: a transaction that only reads takes no write lock
-# Connections per process: room for every request worker (handlers.edge.WORKER_THREADS, 16) and each
-# edge's group-commit thread, plus /healthz and the scheduler's heartbeat, so an ack never waits for a
-# connection; the threads that work after acks (handlers.edge.AfterAck) and the fan-out's senders take one
-# only for a short transaction at a time, out of what is left and the overflow.
+# Connections per process, so that an ack never waits for one (bot.lanes): POOL_SIZE is room for every
+# thread on an ack path at once — the request workers (handlers.edge.WORKER_THREADS, 16), each edge's
+# group-commit thread (2), /healthz's (2); or, in `socket`, the SDKs' (Bolt's Socket Mode runs 10). Every
+# other thread (work after acks, the fan-out's senders, the scheduler, the web view) runs its transactions
+# in bot.lanes.background(), where each first takes one of POOL_OVERFLOW turns (`Turns`): the pool is
+# never asked for more than POOL_SIZE + POOL_OVERFLOW connections, so none waits for one.
 POOL_SIZE, POOL_OVERFLOW = 20, 10
+TURN_WAIT_S = 30.0  # background work waits this long for a turn (behind other background work only)
+
+
+class NoTurn(TimeoutError):
+    """Background work found no database turn within TURN_WAIT_S (the others' transactions are stuck)."""
+
+
+class Turns:
+    """POOL_OVERFLOW turns per engine for the transactions of work off the ack path (bot.lanes): taken by
+    a thread's outermost transaction in `background()`, given back when it ends; a thread on an ack path
+    takes none and never waits here."""
+
+    def __init__(self, turns: int = POOL_OVERFLOW) -> None:
+        self._free = threading.BoundedSemaphore(turns)
+        self._held = threading.local()  # .depth: this thread's transactions open inside its turn
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        depth = getattr(self._held, "depth", 0)
+        if depth == 0 and not in_background():  # the ack path (and what it nests) goes straight on
+            yield
+            return
+        if depth == 0 and not self._free.acquire(timeout=TURN_WAIT_S):
+            raise NoTurn(f"no database turn for background work within {TURN_WAIT_S:g} s")
+        self._held.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._held.depth = depth
+            if depth == 0:
+                self._free.release()
+
 
 
 def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> Engine:

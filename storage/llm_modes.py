@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.engine import Engine
 
+from storage.db import Turns
 from storage.models import UTCDateTime
 
 metadata = MetaData()
@@ -24,18 +25,19 @@ llm_modes = Table(
 class LlmModes:
     """`handlers.llm.ModeStore` over the `llm_modes` table (migration 0006)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, turns: Turns | None = None) -> None:
         self.engine = engine
+        self.turns = turns or Turns()  # the store's, so background work takes its turns (bot.lanes)
 
     def get_mode(self, *, server: str, model: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self.turns(), self.engine.connect() as conn:
             return conn.execute(
                 select(llm_modes.c.mode).where(llm_modes.c.server == server, llm_modes.c.model == model)
             ).scalar_one_or_none()
 
     def put_mode(self, *, server: str, model: str, mode: str) -> None:
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with self.turns(), self.engine.begin() as conn:
             done = conn.execute(
                 llm_modes.update().where(llm_modes.c.server == server, llm_modes.c.model == model)
                 .values(mode=mode, updated_at=now)

@@ -42,7 +42,7 @@ from bot.records import (
     StoredUpdate,
     SummaryRevision,
 )
-from storage.db import LOCK_WAIT_MS, READ
+from storage.db import LOCK_WAIT_MS, READ, Turns
 from storage.models import (
     AwayRow,
     CycleRow,
@@ -187,6 +187,7 @@ class Store(WebRepo):
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._q = _HotStatements(self._insert, engine.dialect)
         self._together = threading.local()  # .conn: the transaction `together` holds on this thread
+        self.turns = Turns()  # background work's transactions take turns (bot.lanes)
 
     @contextmanager
     def _queued(self) -> Iterator[None]:
@@ -210,7 +211,7 @@ class Store(WebRepo):
         if getattr(self._together, "conn", None) is not None:
             yield
             return
-        with self._queued(), self.engine.begin() as conn:
+        with self.turns(), self._queued(), self.engine.begin() as conn:
             self._together.conn = conn
             try:
                 yield
@@ -224,7 +225,7 @@ class Store(WebRepo):
             with self._sessions(bind=held, join_transaction_mode="create_savepoint") as session, session.begin():
                 yield session
             return
-        with self._queued(), self._sessions.begin() as session:
+        with self.turns(), self._queued(), self._sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -234,7 +235,7 @@ class Store(WebRepo):
         if held is not None:  # no savepoint: its one caller (add_update) raises only before it writes
             yield held
             return
-        with self._queued(), self.engine.begin() as conn:
+        with self.turns(), self._queued(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -245,14 +246,14 @@ class Store(WebRepo):
             with self._sessions(bind=held, join_transaction_mode="rollback_only") as session:
                 yield session
             return
-        with self._sessions() as session:
+        with self.turns(), self._sessions() as session:
             session.connection(execution_options=READ)
             yield session
 
     def ping(self) -> bool:
         """True when the database answers `SELECT 1`."""
         try:
-            with self.engine.connect() as conn:
+            with self.turns(), self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
         except SQLAlchemyError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +11,9 @@ import pytest
 from sqlalchemy import inspect
 
 from bot.errors import AlreadyHandled
+from bot.lanes import background
 from bot.model import Summary, SummaryItem
-from storage.db import current_revision, ensure_schema, head_revision, make_engine
+from storage.db import POOL_OVERFLOW, POOL_SIZE, current_revision, ensure_schema, head_revision, make_engine
 from storage.repo import Store
 
 from .conftest import ROOT
@@ -226,3 +228,86 @@ def test_an_answer_with_its_event_is_one_write_of_all_it_changes(prepared_db: st
     assert store.event_seen(platform="slack", event_id="Ev2")
     assert [u.id for u in store.updates(cycle_id=cycle.id)] == [first.id]
     assert len(store.revisions(update_id=first.id)) == 1
+
+
+def test_background_work_never_takes_the_connections_an_ack_needs(prepared_db: str) -> None:
+    """More background transactions than the whole pool are open at once (work after acks, the fan-out's
+    senders, web pages — bot.lanes): they take POOL_OVERFLOW turns and the rest wait for one, so
+    POOL_SIZE request threads storing answers at that moment each get a connection at once. Without the
+    turns the parked work held all POOL_SIZE + POOL_OVERFLOW connections and every answer waited out the
+    pool's 2 s timeout and failed."""
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    release = threading.Event()
+    parked: list[int] = []
+    lock = threading.Lock()
+
+    def background_read(i: int) -> None:
+        with background(), store._read():  # the transaction each of the store's reads opens
+            with lock:
+                parked.append(i)
+            release.wait(20)
+
+    work = [threading.Thread(target=background_read, args=(i,)) for i in range(POOL_SIZE + POOL_OVERFLOW + 10)]
+    for th in work:
+        th.start()
+    deadline = time.monotonic() + 10
+    while len(parked) < POOL_OVERFLOW and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # had they not waited for turns, more would be in by now
+    assert (len(parked), store.engine.pool.checkedout()) == (POOL_OVERFLOW, POOL_OVERFLOW)
+
+    took: dict[int, float] = {}
+    failed: list[str] = []
+
+    def ack(i: int) -> None:  # a request worker storing a DM's answer: on the ack path, no turn
+        started = time.monotonic()
+        try:
+            store.add_update(cycle_id=cycle.id, section_key="a", member_key=f"m{i}", platform="slack",
+                             message_id=f"D{i}:1.1", text=f"answer {i}", at=T0, late=False,
+                             event=("slack", f"Ev{i}"))
+        except Exception as e:
+            failed.append(f"{type(e).__name__}: {e}")
+        took[i] = time.monotonic() - started
+
+    acks = [threading.Thread(target=ack, args=(i,)) for i in range(POOL_SIZE)]
+    for th in acks:
+        th.start()
+    for th in acks:
+        th.join()
+    release.set()
+    for th in work:
+        th.join()
+    assert failed == []
+    assert max(took.values()) < 1.0, sorted(took.values())[-3:]
+    assert len(store.updates(cycle_id=cycle.id)) == POOL_SIZE
+    assert sorted(parked) == list(range(POOL_SIZE + POOL_OVERFLOW + 10))  # all background work ran, in turns
+    store.engine.dispose()
+
+
+def test_a_thread_in_background_keeps_its_turn_through_nested_transactions(prepared_db: str) -> None:
+    """A background job's transaction that calls the store again inside (a read in a write, `together`)
+    holds one turn, not one per level: POOL_OVERFLOW such jobs at once do not wait on themselves."""
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    barrier = threading.Barrier(POOL_OVERFLOW, timeout=10)
+    done: list[int] = []
+
+    def job(i: int) -> None:
+        with background(), store.together():
+            barrier.wait()  # every turn is taken now
+            store.add_update(cycle_id=cycle.id, section_key="a", member_key=f"m{i}", platform="slack",
+                             message_id=f"D{i}:2.2", text="x", at=T0, late=False)
+            assert store.update_by_message(platform="slack", message_id=f"D{i}:2.2") is not None
+            done.append(i)
+
+    if store.engine.dialect.name == "sqlite":  # one writer at a time there: the barrier would wait forever
+        barrier = threading.Barrier(1, timeout=10)
+    jobs = [threading.Thread(target=job, args=(i,)) for i in range(POOL_OVERFLOW)]
+    for th in jobs:
+        th.start()
+    for th in jobs:
+        th.join()
+    assert sorted(done) == list(range(POOL_OVERFLOW))
+    assert len(store.updates(cycle_id=cycle.id)) == POOL_OVERFLOW
+    store.engine.dispose()

@@ -37,6 +37,7 @@ from bot.config import Team
 from bot.errors import UserError, report_error
 from bot.history import PRESENCES, History, Participation
 from bot.i18n import MESSAGES, Lang, t
+from bot.lanes import off_ack_path
 from bot.platform import Context
 from bot.weblinks import SIGN_IN_PATH, WebSignIn
 
@@ -160,7 +161,7 @@ class WebView:
                 report_error("web view: a page", e, logger)
                 return self.refuse("error", status=500)
 
-        return endpoint
+        return off_ack_path(endpoint)  # a page waits behind other background work, never an ack (bot.lanes)
 
     # -- sign-in and out ----------------------------------------------------------------------
     def sign_in(self, request: Request) -> Response:
@@ -179,7 +180,7 @@ class WebView:
         return response
 
     async def sign_out(self, request: Request) -> Response:
-        session = await run_in_threadpool(self.session, request)
+        session = await run_in_threadpool(off_ack_path(self.session), request)
         body = await _read_capped(request, MAX_FORM_BYTES)
         form = parse_qs(body.decode("utf-8", "replace")) if body is not None else {}
         if session is None:
@@ -306,7 +307,7 @@ def web_routes(ctx: Context) -> list[BaseRoute]:
     return [
         Route("/web", lambda request: RedirectResponse("/web/", status_code=307), methods=["GET"]),
         Route("/web/", guarded(view.home), methods=["GET"]),
-        Route(SIGN_IN_PATH, view.sign_in, methods=["GET"]),
+        Route(SIGN_IN_PATH, off_ack_path(view.sign_in), methods=["GET"]),
         Route("/web/signout", view.sign_out, methods=["POST"]),
         Route("/web/cycle/{label}", guarded(view.cycle), methods=["GET"]),
         Route("/web/cycle/{label}/report.md", guarded(view.report_md), methods=["GET"]),
@@ -315,6 +316,6 @@ def web_routes(ctx: Context) -> list[BaseRoute]:
         Route("/web/search", guarded(view.search), methods=["GET"]),
         Mount("/web/static", app=StaticFiles(directory=HERE / "static"), name="web-static"),
         # anything else under /web: the view's own page in the team's language, not the framework's bare text
-        Route("/web/{rest:path}", view.not_found, methods=["GET", "HEAD", "POST"]),
+        Route("/web/{rest:path}", off_ack_path(view.not_found), methods=["GET", "HEAD", "POST"]),
     ]
 
