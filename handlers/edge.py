@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -153,9 +153,6 @@ HELD_S = 1.0  # a group that failed after this long met a held database: the eve
 SLOW_S = 0.1  # a group that took this long met a slow or held database: commands beside the next are answered first
 
 
-_Ready = tuple[list[tuple["_Job", Any, BaseException | None]], list[Callable[[], object]]]  # answers, work after
-
-
 @dataclass
 class _Job:
     fn: Callable[..., Any]
@@ -163,6 +160,13 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     outside: bool = False  # run on the group's thread before its transaction, in none of the group's
+
+
+class _Ready(NamedTuple):
+    """Requests run, to be answered together, and the work their acks left (started once answered)."""
+
+    outcomes: list[tuple[_Job, Any, BaseException | None]]  # each request's result, or the error to raise
+    after: list[Callable[[], object]]
 
 
 class GroupCommit:
@@ -267,12 +271,11 @@ class GroupCommit:
                 except Exception as e:  # the dispatchers catch their listeners' errors; this is a last resort
                     report_error(f"{self._name}: a request", e, logger)
                     outcomes.append((job, None, RetryLater(str(e))))
-        return outcomes, after
+        return _Ready(outcomes, after)
 
     def _deliver(self, ready: _Ready) -> None:
-        outcomes, after = ready
-        self._answer(outcomes)
-        for work in after:
+        self._answer(ready.outcomes)
+        for work in ready.after:
             work()
 
     def _run(self, group: list[_Job], ready: _Ready | None = None) -> None:
@@ -319,9 +322,9 @@ class GroupCommit:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = [
             (job, result, None) for job, result in zip(group, results, strict=True)]
         if ready is not None:
-            outcomes += ready[0]
-            after = ready[1] + after
-        self._deliver((outcomes, after))
+            outcomes += ready.outcomes
+            after = ready.after + after
+        self._deliver(_Ready(outcomes, after))
         return None
 
     def _fail(self, jobs: list[_Job], error: Exception) -> None:
