@@ -64,6 +64,7 @@ class FakeFeishuApi(RecordingServer[Call]):
         self.files: dict[str, tuple[str, str]] = {}  # file_key → (name, content)
         self.documents: dict[str, list[dict[str, Any]]] = {}  # 云文档 id → its top-level blocks
         self._failures: dict[str, _Failure] = {}
+        self.ws_url = ""  # the long connection's WebSocket (tests/fakes/feishu_socket.py), once one is up
         super().__init__(self._handler(), "fake-feishu")
 
     @property
@@ -95,6 +96,13 @@ class FakeFeishuApi(RecordingServer[Call]):
             if params.get("app_id") != APP_ID or params.get("app_secret") != self.app_secret:
                 return {"code": 10014, "msg": "app secret invalid"}
             return {"code": 0, "msg": "ok", "tenant_access_token": TENANT_TOKEN, "expire": 7200}
+        if method == "ws.endpoint":  # the long connection's address, for the app's own id and secret
+            if params.get("AppID") != APP_ID or params.get("AppSecret") != self.app_secret:
+                return {"code": 403, "msg": "app secret invalid"}
+            if not self.ws_url:
+                return {"code": 1, "msg": "system busy"}
+            return {"code": 0, "msg": "ok", "data": {"URL": self.ws_url, "ClientConfig": {
+                "ReconnectCount": 0, "ReconnectInterval": 1, "ReconnectNonce": 0, "PingInterval": 120}}}
         if method == "bot.info":
             return {"code": 0, "msg": "ok", "bot": {"activate_status": 2, "app_name": "weekly-bot",
                                                     "open_id": BOT_OPEN_ID}}
@@ -157,6 +165,8 @@ class FakeFeishuApi(RecordingServer[Call]):
         p = path.removeprefix("/open-apis/")
         if p == "auth/v3/tenant_access_token/internal":
             return "auth.tenant_access_token"
+        if p == "/callback/ws/endpoint":
+            return "ws.endpoint"
         if p == "bot/v3/info":
             return "bot.info"
         if p == "im/v1/messages" and http_method == "POST":
@@ -207,7 +217,7 @@ class FakeFeishuApi(RecordingServer[Call]):
                     self._send(failure.status, {"code": failure.code, "msg": "request trigger frequency limit"},
                                failure.headers)
                     return
-                if method != "auth.tenant_access_token" and \
+                if method not in ("auth.tenant_access_token", "ws.endpoint") and \
                         self.headers.get("Authorization") != f"Bearer {TENANT_TOKEN}":
                     self._record(Call(method, params, url.path, 400))
                     self._send(400, {"code": 99991663, "msg": "Invalid access token for authorization."})
