@@ -509,6 +509,14 @@ def test_unknown_words_get_help(slack: Slack) -> None:
     assert ack["text"] == to_slack(t("zh", "unknown_command", word="dance") + t("zh", "help"))
 
 
+@sqlite_only
+def test_a_command_whose_words_say_payload_is_still_a_command(slack: Slack) -> None:
+    """Bolt reads any form body containing "payload" as an interactive payload; a slash command saying it
+    (an update about a payment payload, say) came to Bolt empty and was answered with an empty 200."""
+    status, ack, _ = slack.command("U0ZHANG001", "payload")
+    assert (status, ack["text"]) == (200, to_slack(t("zh", "unknown_command", word="payload") + t("zh", "help")))
+
+
 # -- the Web API failing ---------------------------------------------------------------------------
 @sqlite_only
 def test_a_429_with_retry_after_is_retried_and_the_message_delivered(slack: Slack) -> None:
