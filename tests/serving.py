@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -63,3 +69,40 @@ def server() -> Iterator[tuple[CurrentApp, str]]:
     current = CurrentApp()
     with running(current) as url:
         yield current, url
+
+
+@dataclass
+class SocketProcess:
+    """A real `weekly-bot socket --no-scheduler` (see `socket_process`)."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path  # its standard error: the log
+
+    def stop(self) -> float:
+        """SIGTERM, as a deploy stops it; asserts it exits 0, and gives the seconds it took."""
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0, self.log.read_text(errors="replace")
+        return time.monotonic() - started
+
+    def clean_log(self) -> None:
+        """Its log shows no traceback and no work left undone."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        assert "Traceback" not in text and "not done" not in text, text
+
+
+@contextmanager
+def socket_process(env: dict[str, str], workdir: Path) -> Iterator[SocketProcess]:
+    """`weekly-bot socket --no-scheduler` in a process of its own with `env` (and no other variables but
+    PATH, HOME and this virtualenv's), in `workdir`; killed on the way out if it still runs."""
+    full = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), **env,
+            **({"VIRTUAL_ENV": os.environ["VIRTUAL_ENV"]} if "VIRTUAL_ENV" in os.environ else {})}
+    log = workdir / "socket.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "socket", "--no-scheduler"], env=full, cwd=workdir,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        yield SocketProcess(proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

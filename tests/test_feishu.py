@@ -52,7 +52,7 @@ from tests.conftest import (
 )
 from tests.fakes.feishu_api import APP_ID, APP_SECRET, BOT_OPEN_ID, FakeFeishuApi
 from tests.fakes.slack_api import FakeSlackApi
-from tests.serving import CurrentApp, http, running
+from tests.serving import CurrentApp, http, running, socket_process
 
 ENCRYPT_KEY = "Fk3vT9qLfake-encrypt-key-2024"
 VERIFICATION_TOKEN = "vtFAKE0verification0token01"
@@ -623,43 +623,26 @@ def test_the_long_connection_stopped_by_sigterm_sends_the_replies_its_answers_le
     limited, reset in 2 s), is still sent, once, when SIGTERM stops it, and the process exits 0. (Without
     the SIGTERM handler it died at once with -15; that a reply still waiting for its turn is sent too is
     shown in process above, by finish().)"""
-    import signal
-    import subprocess
-    import sys
-
     from tests.fakes.feishu_socket import FakeLongConnection
 
     with FakeLongConnection() as ws:
         fake.ws_url = ws.url
         fake.fail("im.message.create", headers={"x-ogw-ratelimit-reset": "2"})
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(team_file),
-               "DATABASE_URL": prepared_db, "FEISHU_APP_ID": APP_ID, "FEISHU_APP_SECRET": APP_SECRET,
-               "FEISHU_DOMAIN": fake.domain,
-               **({"VIRTUAL_ENV": os.environ["VIRTUAL_ENV"]} if "VIRTUAL_ENV" in os.environ else {})}
-        log = tmp_path / "socket.log"
-        with log.open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "bot", "socket", "--no-scheduler"], env=env,
-                                    cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            assert ws.connected.wait(30), log.read_text()
+        env = {"WEEKLY_CONFIG": str(team_file), "DATABASE_URL": prepared_db, "FEISHU_APP_ID": APP_ID,
+               "FEISHU_APP_SECRET": APP_SECRET, "FEISHU_DOMAIN": fake.domain}
+        with socket_process(env, tmp_path) as socket:
+            assert ws.connected.wait(30), socket.log.read_text()
             frame = ws.send_event(envelope("im.message.receive_v1",
                                            message_event(ou("zhang"), "对账差错3笔", message_id="om_wsstop001"),
                                            event_id="ev_wsstop001", token=""))
             assert ws.wait_answer(frame) == 200
             [held_back] = fake.wait_for("im.message.create", timeout=10)
             assert held_back.status == 429
-            stopping = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
-            took = time.monotonic() - stopping
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+            took = socket.stop()
     sent = [(m.receive_id, m.text) for m in fake.messages()]  # (the process reads today's date: this week's cycle)
     assert len(sent) == 1 and 1.0 < took < 20, (sent, took)
     assert sent[0][0] == dm(ou("zhang")) and sent[0][1].startswith("已记录到【清分对账】") and "对账差错3笔" in sent[0][1]
-    text = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in text and "not done" not in text, text
+    socket.clean_log()
 
 
 @sqlite_only

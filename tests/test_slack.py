@@ -51,7 +51,7 @@ from tests.conftest import (
     sqlite_only,
 )
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi
-from tests.serving import CurrentApp, http, running
+from tests.serving import CurrentApp, http, running, socket_process
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-1234-5678-test"
@@ -589,26 +589,15 @@ def test_socket_mode_stopped_by_sigterm_sends_the_replies_its_acks_left_first(
         team_file: Path, prepared_db: str, fake: FakeSlackApi, tmp_path: Path) -> None:
     """A real `weekly-bot socket` on Slack's Socket Mode (the fake's WebSocket): a DM acked over the socket
     whose confirmation Slack holds back (429, Retry-After: 2) is still posted, once, when SIGTERM stops it."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     from tests.fakes.slack_socket import FakeSocketMode
 
     with FakeSocketMode() as socket_mode:
         fake.socket_url = socket_mode.url
         fake.fail("chat.postMessage", status=429, headers={"Retry-After": "2"})
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WEEKLY_CONFIG": str(team_file),
-               "DATABASE_URL": prepared_db, "SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": "xapp-1-A0APP-1-abc",
-               "SLACK_API_URL": fake.api_url,
-               **({"VIRTUAL_ENV": os.environ["VIRTUAL_ENV"]} if "VIRTUAL_ENV" in os.environ else {})}
-        log = tmp_path / "socket.log"
-        with log.open("wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "bot", "socket", "--no-scheduler"], env=env,
-                                    cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            assert socket_mode.connected.wait(30), log.read_text()
+        env = {"WEEKLY_CONFIG": str(team_file), "DATABASE_URL": prepared_db, "SLACK_BOT_TOKEN": TOKEN,
+               "SLACK_APP_TOKEN": "xapp-1-A0APP-1-abc", "SLACK_API_URL": fake.api_url}
+        with socket_process(env, tmp_path) as socket:
+            assert socket_mode.connected.wait(30), socket.log.read_text()
             ts = f"{int(time.time())}.000100"
             event = {"type": "message", "channel": dm("U0ZHANG001"), "channel_type": "im", "user": "U0ZHANG001",
                      "text": "对账差错3笔", "ts": ts, "event_ts": ts}
@@ -617,17 +606,10 @@ def test_socket_mode_stopped_by_sigterm_sends_the_replies_its_acks_left_first(
                                                          "event_id": "Ev0SOCKSTOP", "event": event}))
             [held_back] = fake.wait_for("chat.postMessage", timeout=10)
             assert held_back.status == 429
-            stopping = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
-            took = time.monotonic() - stopping
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+            took = socket.stop()
     posted = fake.posted(dm("U0ZHANG001"))
     assert len(posted) == 1 and 1.0 < took < 20, (posted, took)  # once, after the 2 s Slack asked for
-    text = log.read_text(encoding="utf-8", errors="replace")
-    assert "Traceback" not in text and "not done" not in text, text
+    socket.clean_log()
 
 
 def test_serve_wires_slack_from_the_environment_and_no_scheduler_starts_none(
