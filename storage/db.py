@@ -93,7 +93,6 @@ class Turns:
                 self._free.release()
 
 
-
 def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         # hide_parameters: a database error must not carry an owner's message into the log
