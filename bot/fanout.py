@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from bot.lanes import background
+from bot.lanes import off_ack_path
 from bot.notify import RateLimited
 
 logger = logging.getLogger(__name__)
@@ -95,12 +95,9 @@ def run_paced(jobs: Sequence[J], work: Callable[[J], None], *, channel: Callable
                 logger.error("a paced send failed unexpectedly: %s: %s", type(e).__name__, e)
             done(item, limited)
 
-    def sender() -> None:
-        with background():  # off the ack path: each send's transactions take turns (bot.lanes)
-            worker()
-
-    pool = [threading.Thread(target=sender, name=f"fanout-{i}", daemon=True) for i in range(max(1, min(threads,
-                                                                                                   len(jobs))))]
+    # off the ack path: each send's transactions take turns (bot.lanes)
+    senders = max(1, min(threads, len(jobs)))
+    pool = [threading.Thread(target=off_ack_path(worker), name=f"fanout-{i}", daemon=True) for i in range(senders)]
     for t in pool:
         t.start()
     for t in pool:

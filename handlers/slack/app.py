@@ -25,6 +25,7 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from slack_bolt.context.ack import Ack
 from slack_bolt.context.respond import Respond
 from slack_bolt.error import BoltError
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -223,6 +224,16 @@ def _shape(body: bytes, content_type: str) -> tuple[str | None, dict[str, Any] |
             if key in event and not isinstance(event[key], dict | None):
                 return f"event.{key} is not an object", None
     return _unsafe_for_bolt(data), data
+
+
+def _bolt_request(request: Request, body: bytes, data: dict[str, Any] | None) -> BoltRequest:
+    """Bolt's request for a body already checked (signature, shape; `data`: what `_shape` read). Bolt takes
+    any form body containing "payload" for an interactive payload, so a command saying it (`/weekly edit`
+    about a payment payload) would reach it as {}: such a form goes with those letters percent-escaped,
+    the same fields once decoded (the signature was checked on the original bytes)."""
+    if data is not None and "command" in data and b"payload" in body:
+        body = body.replace(b"payload", b"p%61yload")
+    return to_bolt_request(request, body)
 
 
 _IDS = ("user", "team", "channel", "enterprise")  # Bolt reads each as a string id or an object with an "id"
@@ -548,11 +559,6 @@ class SlackEdge(ChatEdge):
             logger.warning("Slack: refused a signed but malformed request (%s)", why)
             return JSONResponse({"error": "malformed request"}, status_code=400)
         event = (data or {}).get("event") or {}
-        if data is not None and "command" in data and b"payload" in body:
-            # Bolt reads any form body containing "payload" as an interactive payload: a command saying it
-            # (`/weekly edit` about a payment payload) reached it as {}. The same form, its letters escaped
-            # where they would say it, decodes to the same fields (signature already checked on the original)
-            body = body.replace(b"payload", b"p%61yload")
         if data is not None and (event.get("type") == "message" or "command" in data):
             # a DM (or its edit or deletion): applied in a group with those arriving now, after any Web API
             # lookup of who sent it, which must not hold up the group. A command runs on the group's thread
@@ -562,12 +568,12 @@ class SlackEdge(ChatEdge):
             if user and not self.directory.recognised(user):
                 await in_worker(self.directory.recognise, user)
             try:
-                response = await self.group.run(self.bolt.dispatch, to_bolt_request(request, body),
+                response = await self.group.run(self.bolt.dispatch, _bolt_request(request, body, data),
                                                 outside="command" in data)
             except RetryLater:
                 return JSONResponse({"error": "try again"}, status_code=500)
         else:
-            response = await in_worker(self.bolt.dispatch, to_bolt_request(request, body))
+            response = await in_worker(self.bolt.dispatch, _bolt_request(request, body, data))
         if response.status == 404:  # an event type we do not subscribe to: nothing to do, and no retry wanted
             return Response(status_code=200)
         return to_starlette_response(response)
