@@ -60,7 +60,9 @@ READ = {"weekly_read": True}  # execution option: a transaction that only reads 
 # in bot.lanes.background(), where each first takes one of POOL_OVERFLOW turns (`Turns`): the pool is
 # never asked for more than POOL_SIZE + POOL_OVERFLOW connections, so none waits for one.
 POOL_SIZE, POOL_OVERFLOW = 20, 10
-TURN_WAIT_S = 30.0  # background work waits this long for a turn (behind other background work only)
+# background work waits no longer for a turn than an ack waits for the database: a page or a send behind
+# stuck transactions fails fast too (spec §9), with one clear line, and is tried again (a send: next tick)
+TURN_WAIT_S = LOCK_WAIT_MS / 1000
 
 
 class NoTurn(TimeoutError):

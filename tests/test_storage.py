@@ -13,7 +13,16 @@ from sqlalchemy import inspect
 from bot.errors import AlreadyHandled
 from bot.lanes import background
 from bot.model import Summary, SummaryItem
-from storage.db import POOL_OVERFLOW, POOL_SIZE, current_revision, ensure_schema, head_revision, make_engine
+from storage.db import (
+    LOCK_WAIT_MS,
+    POOL_OVERFLOW,
+    POOL_SIZE,
+    NoTurn,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    make_engine,
+)
 from storage.repo import Store
 
 from .conftest import ROOT
@@ -310,4 +319,35 @@ def test_a_thread_in_background_keeps_its_turn_through_nested_transactions(prepa
         th.join()
     assert sorted(done) == list(range(POOL_OVERFLOW))
     assert len(store.updates(cycle_id=cycle.id)) == POOL_OVERFLOW
+    store.engine.dispose()
+
+
+def test_background_work_that_finds_no_turn_fails_fast(prepared_db: str) -> None:
+    """Every turn held (background transactions stuck behind a held database, say): one more piece of
+    background work — a web page's read — fails with NoTurn within the time an ack would wait for the
+    database (spec §9: a locked or slow database fails fast rather than stalling), not after 30 s."""
+    store = store_for(prepared_db)
+    release = threading.Event()
+    parked = threading.Barrier(POOL_OVERFLOW + 1, timeout=10)
+
+    def hold() -> None:
+        with background(), store._read():  # the transaction each of the store's reads opens
+            parked.wait()
+            release.wait(20)
+
+    holders = [threading.Thread(target=hold) for _ in range(POOL_OVERFLOW)]
+    for th in holders:
+        th.start()
+    parked.wait()
+    started = time.monotonic()
+    try:
+        with background(), pytest.raises(NoTurn):
+            store.cycles(team_key="t")
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        for th in holders:
+            th.join()
+    assert LOCK_WAIT_MS / 1000 - 0.1 <= took < LOCK_WAIT_MS / 1000 + 1.0, took
+    assert store.cycles(team_key="t") == []  # a turn free again: it reads
     store.engine.dispose()
