@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DisconnectionError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from bot.errors import ConfigError
 from bot.lanes import in_background
@@ -95,7 +102,34 @@ class Turns:
                 self._free.release()
 
 
-def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> Engine:
+# A pooled PostgreSQL connection idle this long is pinged before use (a restarted server, a proxy or
+# firewall that dropped it, hands back a fresh one instead of failing the request). One busy within it
+# is not: a ping is a round trip, and under load, where every connection is busy, it cost the ack path
+# a tenth of its CPU (issue 13). A connection that breaks in use fails that request (a DM's platform
+# delivers it again) and SQLAlchemy replaces the pool's connections.
+PING_IDLE_S = 10.0
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """pool_pre_ping, but only for a connection that has been idle `idle_s` or more (pool events)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:  # the pool discards it and checks out a fresh one (up to three tries)
+            raise DisconnectionError(f"a pooled connection idle {time.monotonic() - since:.0f} s was gone") from e
+
+
+def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, ping_idle_s: float = PING_IDLE_S,
+            **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         # hide_parameters: a database error must not carry an owner's message into the log
         kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} | kwargs
@@ -128,8 +162,10 @@ def _engine(parsed: URL, *, lock_wait_ms: int = LOCK_WAIT_MS, **kwargs: Any) -> 
         parsed = parsed.difference_update_query(["options"])
     connect_args = {"connect_timeout": max(1, lock_wait_ms // 1000), "options": options}
     kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} | kwargs
-    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args,
-                         pool_timeout=lock_wait_ms / 1000, **kwargs)
+    engine = create_engine(parsed, hide_parameters=True, connect_args=connect_args,
+                           pool_timeout=lock_wait_ms / 1000, **kwargs)
+    _ping_when_idle(engine, ping_idle_s)
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:

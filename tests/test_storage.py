@@ -239,6 +239,49 @@ def test_an_answer_with_its_event_is_one_write_of_all_it_changes(prepared_db: st
     assert len(store.revisions(update_id=first.id)) == 1
 
 
+def _pooled_backend(engine: Any) -> int:
+    """The server process of the pool's one connection (a store used by one thread holds one)."""
+    with engine.connect() as conn:
+        pid = int(conn.connection.dbapi_connection.info.backend_pid)
+    assert engine.pool.checkedin() == 1
+    return pid
+
+
+def test_a_postgresql_connection_dropped_while_idle_is_replaced_unseen(prepared_db: str) -> None:
+    """A pooled connection idle past PING_IDLE_S is pinged before use: one the server dropped meanwhile (a
+    restart, a proxy's idle timeout) is replaced and the answer stored. One busy within it is not pinged
+    (a round trip per transaction was a tenth of the ack's CPU under load): the same drop fails that one
+    request, whose platform delivers it again, and the next is stored on a fresh connection."""
+    if not prepared_db.startswith("postgresql"):
+        pytest.skip("a server that drops connections: PostgreSQL")
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    admin = make_engine(prepared_db)
+
+    def drop(pid: int) -> None:
+        with admin.begin() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+
+    answer: dict[str, Any] = dict(section_key="a", member_key="m", platform="slack", text="对账差错3笔", at=T0,
+                                  late=False)
+    for week, (idle_s, waited) in enumerate(((0.3, 0.5), (60.0, 0.0)), start=42):
+        store = Store(make_engine(prepared_db, ping_idle_s=idle_s))
+        store.sync_team(key="t", title="T", sections=[("a", "A", "item")])
+        cycle = store.ensure_cycle(team_key="t", label=f"2024-W{week}", opens_at=T0, deadline=T0)
+        drop(_pooled_backend(store.engine))
+        time.sleep(waited)
+        if idle_s < waited:  # pinged: replaced before the answer's transaction began
+            stored, _ = store.add_update(cycle_id=cycle.id, message_id=f"D1:{idle_s}", **answer)
+        else:
+            with pytest.raises(OperationalError):
+                store.add_update(cycle_id=cycle.id, message_id=f"D1:{idle_s}", **answer)
+            stored, _ = store.add_update(cycle_id=cycle.id, message_id=f"D1:{idle_s}", **answer)
+        assert [u.id for u in store.updates(cycle_id=cycle.id)] == [stored.id]
+        store.engine.dispose()
+    admin.dispose()
+
+
 def test_background_work_never_takes_the_connections_an_ack_needs(prepared_db: str) -> None:
     """More background transactions than the whole pool are open at once (work after acks, the fan-out's
     senders, web pages — bot.lanes): they take POOL_OVERFLOW turns and the rest wait for one, so
