@@ -583,6 +583,10 @@ def test_socket_mode_runs_the_same_app_without_signatures(make_app: Callable[...
     response = edge.bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
     assert response.status == 200
     assert fake.wait_for("chat.postMessage")[0].params["text"] == recorded("清分对账", "对账差错3笔")
+    command = {"command": "/weekly", "text": "help", "user_id": "U0ZHANG001", "team_id": TEAM_ID,
+               "channel_id": dm("U0ZHANG001"), "trigger_id": "t1", "response_url": fake.response_url("r1")}
+    response = edge.bolt.dispatch(BoltRequest(body=command, mode="socket_mode"))
+    assert (response.status, response.body) == (200, to_slack(t("zh", "help")))  # Bolt acks text alone as text
 
 
 def test_socket_mode_stopped_by_sigterm_sends_the_replies_its_acks_left_first(
