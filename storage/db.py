@@ -102,11 +102,11 @@ class Turns:
                 self._free.release()
 
 
-# A pooled PostgreSQL connection idle this long is pinged before use (a restarted server, a proxy or
-# firewall that dropped it, hands back a fresh one instead of failing the request). One busy within it
-# is not: a ping is a round trip, and under load, where every connection is busy, it cost the ack path
-# a tenth of its CPU (issue 13). A connection that breaks in use fails that request (a DM's platform
-# delivers it again) and SQLAlchemy replaces the pool's connections.
+# A pooled PostgreSQL connection idle this long is pinged before use: one a restarted server or a proxy's
+# idle timeout dropped is replaced by a fresh one instead of failing the request. One used within it is
+# not pinged: a ping is a round trip, and under load, where every connection is busy, it cost the ack
+# path a tenth of its CPU (issue 13). A connection that breaks in use fails the transaction on it (a group
+# of DMs is run again, each alone; a lone DM's platform delivers it again), and SQLAlchemy replaces it.
 PING_IDLE_S = 10.0
 
 
@@ -124,7 +124,7 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
-        except Exception as e:  # the pool discards it and checks out a fresh one (up to three tries)
+        except Exception as e:  # the pool discards it and connects afresh
             raise DisconnectionError(f"a pooled connection idle {time.monotonic() - since:.0f} s was gone") from e
 
 

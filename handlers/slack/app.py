@@ -528,7 +528,7 @@ class SlackEdge(ChatEdge):
         self.verifier = signing_secret.encode() if signing_secret else None  # the HMAC key
         self.after_ack = AfterAck(AFTER_THREADS, name="slack")
         self.group = GroupCommit(app.service.together, lambda r: r.status >= 500, name="Slack")
-        self.bolt.use(_HotPaths(self))  # DMs and /weekly
+        self.bolt.use(_HotPaths(on_command=self._on_command, on_message=self._on_message))
         self.bolt.action(re.compile("^" + ACTION_PREFIX))(self._on_action)
         self.bolt.view(re.compile("^" + FORM_PREFIX))(self._on_form)
 
@@ -759,20 +759,22 @@ class _HotPaths(Middleware):
     25 µs through here (issue 13: the ack path's CPU is the ack's latency under load). Buttons and forms
     go on to their listeners."""
 
-    def __init__(self, edge: SlackEdge) -> None:
-        self.edge = edge
+    def __init__(self, *, on_command: Callable[[Ack, dict[str, Any]], None],
+                 on_message: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+        self.on_command = on_command  # (ack, the command's fields), as a command listener is called
+        self.on_message = on_message  # (the body, its event), as an event listener is called
 
     def process(self, *, req: BoltRequest, resp: BoltResponse,
                 next: Callable[[], BoltResponse]) -> BoltResponse | None:  # noqa: A002 (Bolt's name)
         body = req.body
         if body.get("command") == COMMAND:
             ack = req.context.ack
-            self.edge._on_command(ack, body)
+            self.on_command(ack, body)
             return ack.response or BoltResponse(status=200, body="")
         event = body.get("event")
         if body.get("type") == "event_callback" and isinstance(event, dict) and event.get("type") == "message":
             try:
-                self.edge._on_message(body, event)
+                self.on_message(body, event)
             except RetryLater:  # not stored (logged in one line): Slack delivers it again
                 return BoltResponse(status=500, body="")
             return BoltResponse(status=200, body="")
