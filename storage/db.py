@@ -6,6 +6,7 @@ import fcntl
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,11 +79,12 @@ class NoTurn(TimeoutError):
 
 class Turns:
     """POOL_OVERFLOW turns per engine for the transactions of work off the ack path (bot.lanes): taken by
-    a thread's outermost transaction in `background()`, given back when it ends; a thread on an ack path
-    takes none and never waits here."""
+    a thread's outermost transaction in `background()`, given back when it ends (or NoTurn after
+    `wait_s`); a thread on an ack path takes none and never waits here. One per engine: `turns_for`."""
 
-    def __init__(self, turns: int = POOL_OVERFLOW) -> None:
+    def __init__(self, turns: int = POOL_OVERFLOW, *, wait_s: float = TURN_WAIT_S) -> None:
         self._free = threading.BoundedSemaphore(turns)
+        self._wait_s = wait_s
         self._held = threading.local()  # .depth: this thread's transactions open inside its turn
 
     @contextmanager
@@ -91,8 +93,8 @@ class Turns:
         if depth == 0 and not in_background():  # the ack path (and what it nests) goes straight on
             yield
             return
-        if depth == 0 and not self._free.acquire(timeout=TURN_WAIT_S):
-            raise NoTurn(f"no database turn for background work within {TURN_WAIT_S:g} s")
+        if depth == 0 and not self._free.acquire(timeout=self._wait_s):
+            raise NoTurn(f"no database turn for background work within {self._wait_s:g} s")
         self._held.depth = depth + 1
         try:
             yield
@@ -100,6 +102,19 @@ class Turns:
             self._held.depth = depth
             if depth == 0:
                 self._free.release()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, Turns] = weakref.WeakKeyDictionary()
+_TURNS_GUARD = threading.Lock()
+
+
+def turns_for(engine: Engine) -> Turns:
+    """The engine's turns, shared by everything that opens transactions on its pool (Store, LlmModes)."""
+    with _TURNS_GUARD:
+        turns = _TURNS.get(engine)
+        if turns is None:
+            turns = _TURNS[engine] = Turns()
+        return turns
 
 
 # A pooled PostgreSQL connection idle this long is pinged before use: one a restarted server or a proxy's

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.engine import Engine
 
-from storage.db import Turns
+from storage.db import turns_for
 from storage.models import UTCDateTime
 
 metadata = MetaData()
@@ -25,9 +25,9 @@ llm_modes = Table(
 class LlmModes:
     """`handlers.llm.ModeStore` over the `llm_modes` table (migration 0006)."""
 
-    def __init__(self, engine: Engine, turns: Turns | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.turns = turns or Turns()  # the store's, so background work takes its turns (bot.lanes)
+        self.turns = turns_for(engine)  # the store's too: background work takes its turns (bot.lanes)
 
     def get_mode(self, *, server: str, model: str) -> str | None:
         with self.turns(), self.engine.connect() as conn:

@@ -42,7 +42,7 @@ from bot.records import (
     StoredUpdate,
     SummaryRevision,
 )
-from storage.db import LOCK_WAIT_MS, READ, Turns
+from storage.db import LOCK_WAIT_MS, READ, turns_for
 from storage.models import (
     AwayRow,
     CycleRow,
@@ -201,7 +201,7 @@ class Store(WebRepo):
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._q = _HotStatements(self._insert, engine.dialect)
         self._together = threading.local()  # .conn: the transaction `together` holds on this thread
-        self.turns = Turns()  # background work's transactions take turns (bot.lanes)
+        self.turns = turns_for(engine)  # background work's transactions take turns (bot.lanes)
 
     @contextmanager
     def _queued(self) -> Iterator[None]:

@@ -18,6 +18,7 @@ from storage.db import (
     POOL_OVERFLOW,
     POOL_SIZE,
     NoTurn,
+    Turns,
     current_revision,
     ensure_schema,
     head_revision,
@@ -289,6 +290,7 @@ def test_background_work_never_takes_the_connections_an_ack_needs(prepared_db: s
     turns the parked work held all POOL_SIZE + POOL_OVERFLOW connections and every answer waited out the
     pool's 2 s timeout and failed."""
     store = store_for(prepared_db)
+    store.turns = Turns(wait_s=30)  # the work waiting for a turn waits out the test, however slow the machine
     cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
     release = threading.Event()
     parked: list[int] = []
@@ -393,4 +395,17 @@ def test_background_work_that_finds_no_turn_fails_fast(prepared_db: str) -> None
             th.join()
     assert LOCK_WAIT_MS / 1000 - 0.1 <= took < LOCK_WAIT_MS / 1000 + 1.0, took
     assert store.cycles(team_key="t") == []  # a turn free again: it reads
+    store.engine.dispose()
+
+
+def test_everything_on_one_engine_shares_its_turns(prepared_db: str) -> None:
+    """The turns are the engine's pool's (storage.db.turns_for): the store and the LLM modes' table on one
+    engine take from the same POOL_OVERFLOW, so together they never hold more of the pool."""
+    from storage.llm_modes import LlmModes
+
+    store = store_for(prepared_db)
+    assert LlmModes(store.engine).turns is store.turns
+    other = make_engine(prepared_db)
+    assert Store(other).turns is not store.turns
+    other.dispose()
     store.engine.dispose()

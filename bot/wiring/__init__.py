@@ -69,4 +69,4 @@ def make_summarizer(settings: Settings, store: Store, clock: Clock = utcnow) -> 
     from handlers.llm import summarizer_from_settings
     from storage.llm_modes import LlmModes
 
-    return summarizer_from_settings(settings, cache=StoredSummaries(store, clock), modes=LlmModes(store.engine, store.turns))
+    return summarizer_from_settings(settings, cache=StoredSummaries(store, clock), modes=LlmModes(store.engine))
