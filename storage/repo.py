@@ -129,13 +129,12 @@ class _Raw:
 
     @staticmethod
     def _cursor(conn: Connection) -> Any:
-        """The cursor kept with the pooled connection's DBAPI connection (a new one after a reconnect)."""
-        pooled = conn.connection
-        dbapi = pooled.dbapi_connection
-        kept = pooled.info.get("raw_cursor")
-        if kept is None or kept[0] is not dbapi:
-            kept = pooled.info["raw_cursor"] = (dbapi, pooled.cursor())
-        return kept[1]
+        """The cursor kept in the pooled connection's `info`, which SQLAlchemy empties when it reconnects."""
+        info = conn.connection.info
+        cursor = info.get("raw_cursor")
+        if cursor is None:
+            cursor = info["raw_cursor"] = conn.connection.cursor()
+        return cursor
 
 
 # an answer's columns, each a bind parameter of its own name in the DM ack path's statements

@@ -752,12 +752,11 @@ class SlackEdge(ChatEdge):
 
 
 class _HotPaths(Middleware):
-    """DMs and `/weekly` (every request but a button press or a form), handled by a Bolt global middleware
-    that runs after Bolt's own (the bot's own messages dropped, url_verification answered): Bolt dispatches
+    """DMs and `/weekly`, handled by a Bolt global middleware that runs after Bolt's own (the bot's own
+    messages dropped, url_verification answered); anything else goes on to the listeners. Bolt dispatches
     to a listener by calling each listener's matcher before it and building all thirty-odd arguments a
     listener might ask for (kwargs injection) for each of them, which measured 70–100 µs a request against
-    25 µs through here (issue 13: the ack path's CPU is the ack's latency under load). Buttons and forms
-    go on to their listeners."""
+    25 µs through here (issue 13: the ack path's CPU is the ack's latency under load)."""
 
     def __init__(self, *, on_command: Callable[[Ack, dict[str, Any]], None],
                  on_message: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
