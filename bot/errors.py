@@ -34,6 +34,11 @@ class AlreadyHandled(Exception):
     """A platform delivered an event again that was already applied: answered and ignored."""
 
 
+class BatchMiss(Exception):
+    """A group of events' answers, stored together on the guess that each was new, met one that was not (a
+    redelivery): its transaction is rolled back, to be run again, each event checked as it is stored."""
+
+
 class ConfigError(UserError):
     """The operator's problem (team file, environment, database, credentials): English text as written."""
 

@@ -621,12 +621,12 @@ class WeeklyService:
                                         event=(platform, event_id) if event_id else None, changed_ts=changed_ts)
 
     @contextmanager
-    def together(self) -> Iterator[None]:
+    def together(self, batch: bool = False) -> Iterator[None]:
         """The calls made on this thread inside the block applied in one transaction (storage's group
-        commit). If it is rolled back, what memory keeps of the database (cycles, ids) is read again:
-        a call inside may have kept a row the rollback took back."""
+        commit; `batch`: see the store's). If it is rolled back, what memory keeps of the database (cycles,
+        ids) is read again: a call inside may have kept a row the rollback took back."""
         try:
-            with self.store.together():
+            with self.store.together(batch):
                 yield
         except BaseException:
             self.forget_cycles()

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from bot.chat import Outcome, Reply
-from bot.errors import report_error
+from bot.errors import BatchMiss, report_error
 from bot.i18n import t
 from bot.lanes import background
 from bot.notify import SendError
@@ -183,12 +183,14 @@ class GroupCommit:
     All or none: if any event of a group fails to apply (its dispatch answers `failed`), or the commit
     fails, the whole group is rolled back and nothing of it is answered yet. Each of its requests is then
     run again in a group of its own, so only the failing one is answered RetryLater (the platform delivers
-    it again; it was not stored, so it is not doubled). A group that failed only after HELD_S met a
+    it again; it was not stored, so it is not doubled). A group of several stores its answers in one round
+    trip, each taken to be new (`together(batch=True)`): one that was not (a redelivery) fails the group
+    the same way (BatchMiss), and alone each is checked as it is stored. A group that failed only after HELD_S met a
     database held elsewhere: its requests and those waiting behind it fail at once rather than each wait
     as long again.
     """
 
-    def __init__(self, together: Callable[[], AbstractContextManager[None]], failed: Callable[[Any], bool],
+    def __init__(self, together: Callable[[bool], AbstractContextManager[None]], failed: Callable[[Any], bool],
                  *, name: str) -> None:
         self._together = together
         self._failed = failed
@@ -290,6 +292,8 @@ class GroupCommit:
             self._deliver(ready)
         held = time.monotonic() - started >= HELD_S
         if len(group) > 1 and not held:  # one event failed (the rollback took back the others): each alone
+            logger.debug("%s: a group of %d events was rolled back (%s): each is applied alone", self._name,
+                         len(group), type(error).__name__)
             for job in group:
                 alone = self._attempt([job])
                 if alone is not None:
@@ -311,7 +315,7 @@ class GroupCommit:
         the work they left; else the exception, nothing answered."""
         results: list[Any] = []
         try:
-            with self._holding() as after, self._together():
+            with self._holding() as after, self._together(len(group) > 1):  # several: answers batched
                 for job in group:
                     result = job.fn(*job.args)
                     if self._failed(result):
@@ -422,6 +426,8 @@ class ChatEdge:
         """
         try:
             return work()
+        except BatchMiss:  # the group's answers sent with this one's met a redelivery: the group runs again
+            raise RetryLater("a group's answers met a redelivery") from None
         except Exception as e:
             logger.error("%s: storing an event failed (%s: %s); the platform will deliver it again",
                          self.name, type(e).__name__, str(e).splitlines()[0] if str(e) else "")

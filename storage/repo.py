@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import AlreadyHandled
+from bot.errors import AlreadyHandled, BatchMiss
 from bot.model import Summary, SummaryItem
 from bot.records import (
     ImportedReport,
@@ -120,12 +120,22 @@ class _Raw:
                 self.process.append((name, proc))
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        cursor = self._cursor(conn) if self.reuse else conn.connection.cursor()
+        cursor.execute(self.sql, self._bound(params))
+        return cursor
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> Any:
+        """Every set of parameters in one round trip (psycopg sends them in a pipeline); each statement's
+        rows in turn: `fetchone()`, then `nextset()` for the next. PostgreSQL only."""
+        cursor = self._cursor(conn)
+        cursor.executemany(self.sql, [self._bound(params) for params in many], returning=True)
+        return cursor
+
+    def _bound(self, params: Mapping[str, Any]) -> Any:
         values = dict(params)
         for name, proc in self.process:
             values[name] = proc(values[name])
-        cursor = self._cursor(conn) if self.reuse else conn.connection.cursor()
-        cursor.execute(self.sql, [values[k] for k in self.order] if self.order is not None else values)
-        return cursor
+        return [values[k] for k in self.order] if self.order is not None else values
 
     @staticmethod
     def _cursor(conn: Connection) -> Any:
@@ -199,7 +209,9 @@ class Store(WebRepo):
         self._writers = _write_lock(engine)
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._q = _HotStatements(self._insert, engine.dialect)
-        self._together = threading.local()  # .conn: the transaction `together` holds on this thread
+        # .conn: the transaction `together` holds on this thread; .batch: its answers not sent yet (see
+        # `together`), None when it sends each at once; .missed: one of them was not new
+        self._together = threading.local()
         self.turns = turns_for(engine)  # background work's transactions take turns (bot.lanes)
 
     @contextmanager
@@ -216,24 +228,62 @@ class Store(WebRepo):
             self._writers.release()
 
     @contextmanager
-    def together(self) -> Iterator[None]:
+    def together(self, batch: bool = False) -> Iterator[None]:
         """Every call on this thread, until the block ends, in one transaction: an ORM call's writes in a
         savepoint of it (a call that fails takes back its own writes only; `add_update` raises only before it
         writes), its reads seeing the calls before it, and one commit for all at the end, or none if the block raises. Group commit for a burst
-        of chat events: one BEGIN, one COMMIT (one fsync on PostgreSQL) and one turn in the write queue."""
+        of chat events: one BEGIN, one COMMIT (one fsync on PostgreSQL) and one turn in the write queue.
+
+        `batch` (PostgreSQL; for a group of several events): `add_update` takes each new answer to be new —
+        its event not marked before, its message not stored before, as nearly always — and answers at once;
+        the answers go to the database together, in one round trip, before the transaction's next other
+        statement or its commit. If one was not new after all (a redelivery), the call that sent them, or
+        the commit, raises BatchMiss and the whole transaction is rolled back: to be run again without
+        `batch`, where each answer is stored and checked before its call returns."""
         if getattr(self._together, "conn", None) is not None:
             yield
             return
         with self.turns(), self._queued(), self.engine.begin() as conn:
             self._together.conn = conn
+            self._together.batch = [] if batch and self._q.at_once is not None else None
+            self._together.missed = False
             try:
                 yield
+                self._send_batch(conn)  # before the commit
             finally:
-                self._together.conn = None
+                self._together.conn = self._together.batch = None
+
+    def _held(self) -> Connection | None:
+        """The transaction `together` holds on this thread, its answers waiting in a batch sent first (so
+        every statement sees the answers before it); None outside `together`."""
+        conn: Connection | None = getattr(self._together, "conn", None)
+        if conn is not None and (self._together.batch or self._together.missed):
+            self._send_batch(conn)
+        return conn
+
+    def _send_batch(self, conn: Connection) -> None:
+        """Store the answers `add_update` took to be new, in one round trip; BatchMiss if one was not."""
+        if self._together.missed:  # a caller swallowed the BatchMiss: the transaction must not commit
+            raise BatchMiss("an answer taken to be new was not")
+        batch: list[tuple[dict[str, Any], StoredUpdate]] | None = self._together.batch
+        if not batch:
+            return
+        self._together.batch = []
+        assert self._q.at_once is not None
+        self._together.missed = True  # until every answer is known stored (a database error included)
+        cursor = self._q.at_once.run_many(conn, [params for params, _ in batch])
+        for i, (params, answer) in enumerate(batch):
+            if i:
+                cursor.nextset()
+            marked, new_id = cursor.fetchone()
+            if not marked or new_id is None:  # a redelivery, or a message stored before
+                raise BatchMiss(f"event {params['event_id']} was marked or its message stored before")
+            object.__setattr__(answer, "id", int(new_id))  # (frozen for its readers; it had none till now)
+        self._together.missed = False
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        held: Connection | None = getattr(self._together, "conn", None)
+        held = self._held()
         if held is not None:
             with self._sessions(bind=held, join_transaction_mode="create_savepoint") as session, session.begin():
                 yield session
@@ -244,7 +294,7 @@ class Store(WebRepo):
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A writing transaction on a bare connection (Core statements only), queued like `_tx`."""
-        held: Connection | None = getattr(self._together, "conn", None)
+        held = self._held()
         if held is not None:  # no savepoint: its one caller (add_update) raises only before it writes
             yield held
             return
@@ -254,7 +304,7 @@ class Store(WebRepo):
     @contextmanager
     def _read(self) -> Iterator[Session]:
         """A transaction that only reads: on SQLite it takes no write lock, so it never waits behind writers."""
-        held: Connection | None = getattr(self._together, "conn", None)
+        held = self._held()
         if held is not None:  # inside `together`: see what the calls before this one wrote
             with self._sessions(bind=held, join_transaction_mode="rollback_only") as session:
                 yield session
@@ -440,6 +490,15 @@ class Store(WebRepo):
                       message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
                       changed_ts=changed_ts)
         q = self._q
+        batch: list[tuple[dict[str, Any], StoredUpdate]] | None = getattr(self._together, "batch", None)
+        if batch is not None and event is not None and message_id is not None and section_key is not None:
+            # in a batch (see `together`): taken to be new, stored with the others (its id set then); one
+            # without a section is not, as its choice buttons need its id now
+            update = StoredUpdate(id=0, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
+                                  platform=platform, message_id=message_id, text=text, deleted=False, late=late,
+                                  created_at=at, updated_at=at)
+            batch.append(({**values, "at": at, "event_id": event[1], "unskip": unskip}, update))
+            return update, True
         with self._write() as conn:
             if q.at_once is not None and event is not None and message_id is not None:  # PostgreSQL: one statement
                 marked, new_id = q.at_once.run(conn, {**values, "at": at, "event_id": event[1], "unskip": unskip}

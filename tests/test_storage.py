@@ -190,6 +190,64 @@ def test_a_change_and_its_event_mark_commit_together(prepared_db: str) -> None:
     assert store.event_seen(platform="slack", event_id="Ev-edit-retry")
 
 
+def _answer(store: Store, cycle_id: int, n: int, **kw: Any) -> tuple[Any, bool]:
+    fields: dict[str, Any] = dict(cycle_id=cycle_id, section_key="a", member_key=f"m{n}", platform="slack",
+                                  message_id=f"D1:{n}.1", text=f"answer {n}", at=T0, late=False,
+                                  event=("slack", f"Ev-{n}"))
+    return store.add_update(**{**fields, **kw})
+
+
+def test_a_groups_batched_answers_are_stored_once_each_with_their_ids(prepared_db: str) -> None:
+    """together(batch=True) (PostgreSQL: one round trip for the group's answers) stores what the same calls
+    store one by one: each answer once, its first revision, its event marked, the member's skip taken back;
+    a read in the group sees the answers before it, and each returned answer carries its stored id."""
+    store = store_for(prepared_db)
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    store.set_skip(cycle_id=cycle.id, member_key="m2", at=T0)
+    with store.together(batch=True):
+        first, created = _answer(store, cycle.id, 1)
+        assert created
+        seen = store.update_by_message(platform="slack", message_id="D1:1.1")  # sends the batch first
+        assert seen is not None and seen.text == "answer 1"
+        returned = [first] + [_answer(store, cycle.id, n, unskip=True)[0] for n in (2, 3)]
+    stored = {u.message_id: u for u in store.updates(cycle_id=cycle.id)}
+    assert sorted(stored) == ["D1:1.1", "D1:2.1", "D1:3.1"]
+    assert [u.id for u in returned] == [stored[u.message_id].id for u in returned]
+    assert len({u.id for u in returned}) == 3 and seen.id == first.id
+    assert [(r.action, r.text) for r in store.revisions(update_id=returned[2].id)] == [("create", "answer 3")]
+    assert store.skips(cycle_id=cycle.id) == set()
+    assert all(store.event_seen(platform="slack", event_id=f"Ev-{n}") for n in (1, 2, 3))
+
+
+def test_a_redelivery_in_a_batch_rolls_back_the_whole_group(prepared_db: str) -> None:
+    """A batched answer taken to be new that was not (its event marked before, or its message stored
+    under another delivery id) fails the whole transaction, even if a caller swallows the error: nothing
+    of the group is stored, to be run again one by one. SQLite stores each at once: AlreadyHandled there."""
+    from bot.errors import BatchMiss
+
+    store = store_for(prepared_db)
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("answers are batched on PostgreSQL")
+    cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
+    _answer(store, cycle.id, 1)
+    for again in ({"event": ("slack", "Ev-1")}, {"event": ("slack", "Ev-1-retry")}):  # a redelivery; a new id
+        with pytest.raises(BatchMiss), store.together(batch=True):
+            _answer(store, cycle.id, 2)
+            _answer(store, cycle.id, 1, **again)
+        assert store.event_seen(platform="slack", event_id="Ev-2") is False
+    with pytest.raises(BatchMiss), store.together(batch=True):
+        _answer(store, cycle.id, 2)
+        _answer(store, cycle.id, 1)
+        with pytest.raises(BatchMiss):  # sent before this read
+            store.update_by_message(platform="slack", message_id="D1:2.1")
+        _answer(store, cycle.id, 3)  # the caller went on: the commit still refuses
+    assert [u.message_id for u in store.updates(cycle_id=cycle.id)] == ["D1:1.1"]
+    assert not store.event_seen(platform="slack", event_id="Ev-3")
+    with store.together(batch=True):  # the transaction after it is a fresh one
+        _answer(store, cycle.id, 2)
+    assert sorted(u.message_id for u in store.updates(cycle_id=cycle.id)) == ["D1:1.1", "D1:2.1"]
+
+
 def test_two_writers_marking_one_event_apply_it_once(prepared_db: str) -> None:
     store = store_for(prepared_db)
     cycle = store.ensure_cycle(team_key="t", label="2024-W42", opens_at=T0, deadline=T0)
