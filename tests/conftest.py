@@ -9,8 +9,10 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -44,6 +46,28 @@ OPEN_CYCLE = at("2024-10-15 10:00")  # a moment inside CYCLE
 
 # platform tests whose point is not storage run on SQLite only, keeping the PostgreSQL run short
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@contextmanager
+def holding_database(engine: Any, seconds: float) -> Iterator[None]:
+    """Another connection holds the database for `seconds` from the start of the block — SQLite's write
+    lock, or PostgreSQL's table of handled events — so that requests sent in the block queue behind the
+    first one and are applied as one group."""
+    import sqlite3
+    import threading
+
+    holder: Any
+    if engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(engine.url.database), isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        holder = engine.raw_connection()
+        holder.cursor().execute("LOCK TABLE processed_events IN EXCLUSIVE MODE")
+    threading.Timer(seconds, holder.rollback).start()
+    try:
+        yield
+    finally:
+        holder.close()
 
 
 def settle() -> None:

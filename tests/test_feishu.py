@@ -47,6 +47,7 @@ from tests.conftest import (
     FixedClock,
     SlowSummarizer,
     at,
+    holding_database,
     settle,
     sqlite_only,
 )
@@ -284,6 +285,35 @@ def test_a_redelivery_or_the_same_message_under_a_new_event_id_is_stored_once(fe
     settle()
     assert [u.text for u in feishu.updates()] == ["对账差错3笔"]
     assert feishu.texts(dm(ou("zhang"))) == [recorded("清分对账", "对账差错3笔")]
+
+
+def test_a_burst_with_redeliveries_in_it_stores_and_confirms_each_message_once(
+    feishu: Feishu, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A burst of DMs applied as one group (PostgreSQL: its answers in one round trip, each taken to be new),
+    with an earlier event delivered again and an earlier message under a new event id among them: the group
+    is rolled back and each applied alone — every request 200, every message stored and confirmed once."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    caplog.set_level(logging.DEBUG, logger="handlers.edge")
+    feishu.say(ou("zhang"), "第0项：早先的一条。", message_id="om_earlier001", event_id="ev_earlier001")
+    texts = [f"第{n}项：备付金对账{n}笔。" for n in range(1, 11)]
+    plains = [envelope("im.message.receive_v1", message_event(ou("zhang"), text, message_id=f"om_burst{n:04d}"),
+                       event_id=f"ev_burst{n:04d}") for n, text in enumerate(texts)]
+    again = envelope("im.message.receive_v1", message_event(ou("zhang"), "第0项：早先的一条。",
+                                                            message_id="om_earlier001"), event_id="ev_earlier001")
+    plains[4:4] = [again, {**again, "header": {**again["header"], "event_id": "ev_earlier002"}}]
+    with holding_database(feishu.app.store.engine, 0.4), ThreadPoolExecutor(len(plains)) as pool:
+        statuses = list(pool.map(lambda p: feishu.post(p)[0], plains))
+    assert statuses == [200] * 12
+    feishu.fake.wait_messages(11)
+    settle()
+    assert sorted(u.text for u in feishu.updates()) == sorted(["第0项：早先的一条。", *texts])
+    assert sorted(feishu.texts(dm(ou("zhang")))) == sorted(recorded("清分对账", x) for x in ["第0项：早先的一条。", *texts])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    if feishu.app.store.engine.dialect.name == "postgresql":  # (SQLite finds each redelivery as it stores it)
+        assert any("was rolled back (BatchMiss)" in r.getMessage() for r in caplog.records)
 
 
 @sqlite_only

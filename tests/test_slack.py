@@ -10,6 +10,7 @@ import logging
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ from tests.conftest import (
     FixedClock,
     SlowSummarizer,
     at,
+    holding_database,
     settle,
     sqlite_only,
 )
@@ -1013,30 +1015,16 @@ def _dm_body(slack: Slack, text: str, ts: str, event_id: str | None = None) -> s
 
 def _burst(slack: Slack, texts: list[str], *, hold_db_s: float = 0.0, also: dict[int, str] | None = None) -> list[int]:
     """Send one DM per text at once (threads), and the bodies `also` at their places among them, optionally
-    while another connection holds the database for `hold_db_s` — SQLite's write lock, or PostgreSQL's
-    table of events — so the requests queue up and are applied as one group; their statuses."""
-    import sqlite3
-    import threading
+    while another connection holds the database for `hold_db_s` (so the requests queue up and are applied
+    as one group); their statuses."""
     from concurrent.futures import ThreadPoolExecutor
 
     bodies = [_dm_body(slack, text, f"1728957700.{n:06d}") for n, text in enumerate(texts)]
     for place, body in sorted((also or {}).items()):
         bodies.insert(place, body)
-    holder: Any = None
-    if hold_db_s and slack.app.store.engine.dialect.name == "sqlite":
-        holder = sqlite3.connect(str(slack.app.store.engine.url.database), isolation_level=None,
-                                 check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")
-    elif hold_db_s:  # the group thread's first event waits for this lock; the others queue behind it
-        holder = slack.app.store.engine.raw_connection()
-        holder.cursor().execute("LOCK TABLE processed_events IN EXCLUSIVE MODE")
-    if holder is not None:
-        threading.Timer(hold_db_s, holder.rollback).start()
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        statuses = list(pool.map(lambda b: slack.post(b, "application/json")[0], bodies))
-    if holder is not None:
-        holder.close()
-    return statuses
+    with holding_database(slack.app.store.engine, hold_db_s) if hold_db_s else nullcontext(), \
+            ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda b: slack.post(b, "application/json")[0], bodies))
 
 
 @sqlite_only
