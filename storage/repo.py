@@ -147,6 +147,39 @@ class _Raw:
         return cursor
 
 
+class _Batch:
+    """The answers `add_update` took to be new in a `Store.together(batch=True)` transaction (PostgreSQL),
+    sent together, in one round trip, by `send`."""
+
+    def __init__(self, stmt: _Raw) -> None:
+        self.stmt = stmt  # the DM ack path's one statement (`_answer_at_once`)
+        self.answers: list[tuple[dict[str, Any], StoredUpdate]] = []  # (its parameters, the answer returned)
+        self.missed = False  # one was not new (or sending failed): the transaction must not commit
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the transaction's next statement must first `send` (answers to send, or a miss to raise)."""
+        return bool(self.answers) or self.missed
+
+    def send(self, conn: Connection) -> None:
+        """Store the answers, each returned answer given its stored id; BatchMiss if one was not new."""
+        if self.missed:  # a caller swallowed the BatchMiss: the transaction must not commit
+            raise BatchMiss("an answer taken to be new was not")
+        if not self.answers:
+            return
+        answers, self.answers = self.answers, []
+        self.missed = True  # until every answer is known stored (a database error included)
+        cursor = self.stmt.run_many(conn, [params for params, _ in answers])
+        for i, (params, answer) in enumerate(answers):
+            if i:
+                cursor.nextset()
+            marked, new_id = cursor.fetchone()
+            if not marked or new_id is None:  # a redelivery, or a message stored before
+                raise BatchMiss(f"event {params['event_id']} was marked or its message stored before")
+            object.__setattr__(answer, "id", int(new_id))  # (frozen for its readers; it had none till now)
+        self.missed = False
+
+
 # an answer's columns, each a bind parameter of its own name in the DM ack path's statements
 _ANSWER_COLUMNS = ("cycle_id", "section_key", "member_key", "platform", "message_id", "text", "deleted", "late",
                    "created_at", "updated_at", "changed_ts")
@@ -210,7 +243,7 @@ class Store(WebRepo):
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._q = _HotStatements(self._insert, engine.dialect)
         # .conn: the transaction `together` holds on this thread; .batch: its answers not sent yet (see
-        # `together`), None when it sends each at once; .missed: one of them was not new
+        # `together`), None when each is stored as it comes
         self._together = threading.local()
         self.turns = turns_for(engine)  # background work's transactions take turns (bot.lanes)
 
@@ -245,11 +278,11 @@ class Store(WebRepo):
             return
         with self.turns(), self._queued(), self.engine.begin() as conn:
             self._together.conn = conn
-            self._together.batch = [] if batch and self._q.at_once is not None else None
-            self._together.missed = False
+            pending = self._together.batch = _Batch(self._q.at_once) if batch and self._q.at_once else None
             try:
                 yield
-                self._send_batch(conn)  # before the commit
+                if pending is not None:
+                    pending.send(conn)  # before the commit
             finally:
                 self._together.conn = self._together.batch = None
 
@@ -257,29 +290,10 @@ class Store(WebRepo):
         """The transaction `together` holds on this thread, its answers waiting in a batch sent first (so
         every statement sees the answers before it); None outside `together`."""
         conn: Connection | None = getattr(self._together, "conn", None)
-        if conn is not None and (self._together.batch or self._together.missed):
-            self._send_batch(conn)
+        pending: _Batch | None = getattr(self._together, "batch", None)
+        if conn is not None and pending is not None and pending.waiting:
+            pending.send(conn)
         return conn
-
-    def _send_batch(self, conn: Connection) -> None:
-        """Store the answers `add_update` took to be new, in one round trip; BatchMiss if one was not."""
-        if self._together.missed:  # a caller swallowed the BatchMiss: the transaction must not commit
-            raise BatchMiss("an answer taken to be new was not")
-        batch: list[tuple[dict[str, Any], StoredUpdate]] | None = self._together.batch
-        if not batch:
-            return
-        self._together.batch = []
-        assert self._q.at_once is not None
-        self._together.missed = True  # until every answer is known stored (a database error included)
-        cursor = self._q.at_once.run_many(conn, [params for params, _ in batch])
-        for i, (params, answer) in enumerate(batch):
-            if i:
-                cursor.nextset()
-            marked, new_id = cursor.fetchone()
-            if not marked or new_id is None:  # a redelivery, or a message stored before
-                raise BatchMiss(f"event {params['event_id']} was marked or its message stored before")
-            object.__setattr__(answer, "id", int(new_id))  # (frozen for its readers; it had none till now)
-        self._together.missed = False
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -490,14 +504,14 @@ class Store(WebRepo):
                       message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
                       changed_ts=changed_ts)
         q = self._q
-        batch: list[tuple[dict[str, Any], StoredUpdate]] | None = getattr(self._together, "batch", None)
+        batch: _Batch | None = getattr(self._together, "batch", None)
         if batch is not None and event is not None and message_id is not None and section_key is not None:
             # in a batch (see `together`): taken to be new, stored with the others (its id set then); one
             # without a section is not, as its choice buttons need its id now
             update = StoredUpdate(id=0, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
                                   platform=platform, message_id=message_id, text=text, deleted=False, late=late,
                                   created_at=at, updated_at=at)
-            batch.append(({**values, "at": at, "event_id": event[1], "unskip": unskip}, update))
+            batch.answers.append(({**values, "at": at, "event_id": event[1], "unskip": unskip}, update))
             return update, True
         with self._write() as conn:
             if q.at_once is not None and event is not None and message_id is not None:  # PostgreSQL: one statement
