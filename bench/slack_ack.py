@@ -303,11 +303,11 @@ def row(level: int, name: str, r: Result, floor: Result | None) -> str:
     return text
 
 
-def main() -> None:
+def main(levels: tuple[int, ...] = LEVELS, rounds: int = ROUNDS) -> None:
     tmp = Path(tempfile.mkdtemp())
     pg = os.environ.get("WEEKLY_TEST_POSTGRES_URL")
     print(f"[ack] {REQUESTS} signed requests a run, half DMs (stored before the 200), half /weekly help; "
-          f"{ROUNDS} runs per server and concurrency, taking turns; {os.cpu_count()} cores; servers in their "
+          f"{rounds} runs per server and concurrency, taking turns; {os.cpu_count()} cores; servers in their "
           "own processes")
     try:
         (tmp / "team.yaml").write_text(team_yaml(MEMBERS, slack=lambda i: f"U0BENCH{i:04d}"), encoding="utf-8")
@@ -327,9 +327,9 @@ def main() -> None:
                 ok[s.name] += asyncio.run(load(s.port, requests(run, 40, fake.response_url(""), ), 8)).dms_ok
             settle(fake, sum(ok[s.name] for s in servers if s.db))
             ticks = cpu_ticks()
-            for level in LEVELS:
+            for level in levels:
                 pooled = {s.name: Result() for s in servers}
-                for _ in range(ROUNDS):  # the servers take turns, so a slow moment of the machine hits each
+                for _ in range(rounds):  # the servers take turns, so a slow moment of the machine hits each
                     for s in servers:
                         run += 1
                         cpu, db_cpu = cpu_seconds(s.proc.pid), postgres_cpu_seconds()
@@ -366,5 +366,17 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cli() -> None:
+    """`bench/slack_ack.py [--levels 32] [--rounds 7]`: some concurrency levels only, or more turns."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="How fast Slack gets its ack under concurrency, beside the floor.")
+    p.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), metavar="C",
+                   help=f"concurrency levels to run (default: {' '.join(map(str, LEVELS))})")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help=f"turns per server and level (default: {ROUNDS})")
+    args = p.parse_args()
+    main(tuple(args.levels), max(1, args.rounds))
+
+
 if __name__ == "__main__":
-    main()
+    cli()
