@@ -219,6 +219,39 @@ def test_a_groups_batched_answers_are_stored_once_each_with_their_ids(prepared_d
     assert all(store.event_seen(platform="slack", event_id=f"Ev-{n}") for n in (1, 2, 3))
 
 
+def test_batched_answers_are_stored_as_the_same_calls_store_them_one_by_one(prepared_db: str) -> None:
+    """What a batch stores (PostgreSQL: the group's answers in one statement, their values in arrays) is, field
+    by field, what the same calls store one by one: late or not, a platform timestamp or none, text that
+    needs quoting, a time given in another zone, each member's skip taken back only when asked."""
+    from zoneinfo import ZoneInfo
+
+    store = store_for(prepared_db)
+    shanghai = datetime(2024, 10, 15, 11, 0, 5, tzinfo=ZoneInfo("Asia/Shanghai"))
+    calls: list[dict[str, Any]] = [
+        dict(member_key="m1", text="对账差错2笔，均已处理。", late=False, at=T0, unskip=True),
+        dict(member_key="m2", text="it's \"quoted\"; -- not SQL\n第二行", late=True, at=shanghai, unskip=True,
+             changed_ts=1728957600.000123),
+        dict(member_key="m3", text="[a, b] {c}", late=False, at=T0, unskip=False),
+    ]
+    stored: dict[bool, Any] = {}
+    for batch in (False, True):
+        cycle = store.ensure_cycle(team_key="t", label=f"2024-W4{2 + batch}", opens_at=T0, deadline=T0)
+        for member in ("m2", "m3", "m4"):
+            store.set_skip(cycle_id=cycle.id, member_key=member, at=T0)
+        with store.together(batch=batch):
+            returned = [store.add_update(cycle_id=cycle.id, section_key="a", platform="slack",
+                                         message_id=f"D{int(batch)}:{n}", event=("slack", f"Ev-{int(batch)}-{n}"),
+                                         **call)[0] for n, call in enumerate(calls)]
+        rows = sorted(store.updates(cycle_id=cycle.id), key=lambda u: u.id)
+        assert [u.id for u in returned] == [u.id for u in rows]
+        stored[batch] = ([(u.section_key, u.member_key, u.message_id[2:], u.text, u.deleted, u.late, u.created_at,
+                           u.updated_at, [(r.number, r.action, r.text, r.at) for r in store.revisions(update_id=u.id)])
+                          for u in rows], store.skips(cycle_id=cycle.id))
+    assert stored[True] == stored[False]
+    assert stored[True][1] == {"m3", "m4"}  # m2's skip taken back; m3 answered without unskip; m4 did not answer
+    assert stored[True][0][1][6] == datetime(2024, 10, 15, 3, 0, 5, tzinfo=UTC)
+
+
 def test_a_redelivery_in_a_batch_rolls_back_the_whole_group(prepared_db: str) -> None:
     """A batched answer taken to be new that was not (its event marked before, or its message stored
     under another delivery id) fails the whole transaction, even if a caller swallows the error: nothing
@@ -234,6 +267,12 @@ def test_a_redelivery_in_a_batch_rolls_back_the_whole_group(prepared_db: str) ->
         with pytest.raises(BatchMiss), store.together(batch=True):
             _answer(store, cycle.id, 2)
             _answer(store, cycle.id, 1, **again)
+        assert store.event_seen(platform="slack", event_id="Ev-2") is False
+    for twice in ({"message_id": "D1:3.1"}, {"event": ("slack", "Ev-3")}):  # both in the batch: the second not new
+        with pytest.raises(BatchMiss), store.together(batch=True):
+            _answer(store, cycle.id, 2)
+            _answer(store, cycle.id, 3)
+            _answer(store, cycle.id, 4, **twice)
         assert store.event_seen(platform="slack", event_id="Ev-2") is False
     with pytest.raises(BatchMiss), store.together(batch=True):
         _answer(store, cycle.id, 2)
