@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from bot.errors import AlreadyHandled
 from bot.lanes import background
@@ -244,12 +244,16 @@ def test_batched_answers_are_stored_as_the_same_calls_store_them_one_by_one(prep
                                          **call)[0] for n, call in enumerate(calls)]
         rows = sorted(store.updates(cycle_id=cycle.id), key=lambda u: u.id)
         assert [u.id for u in returned] == [u.id for u in rows]
+        with store.engine.connect() as conn:  # (not a field of StoredUpdate)
+            changed = dict(conn.execute(text("SELECT id, changed_ts FROM updates")).all())
         stored[batch] = ([(u.section_key, u.member_key, u.message_id[2:], u.text, u.deleted, u.late, u.created_at,
-                           u.updated_at, [(r.number, r.action, r.text, r.at) for r in store.revisions(update_id=u.id)])
+                           u.updated_at, changed[u.id],
+                           [(r.number, r.action, r.text, r.at) for r in store.revisions(update_id=u.id)])
                           for u in rows], store.skips(cycle_id=cycle.id))
     assert stored[True] == stored[False]
     assert stored[True][1] == {"m3", "m4"}  # m2's skip taken back; m3 answered without unskip; m4 did not answer
     assert stored[True][0][1][6] == datetime(2024, 10, 15, 3, 0, 5, tzinfo=UTC)
+    assert [row[8] for row in stored[True][0]] == [None, 1728957600.000123, None]
 
 
 def test_a_redelivery_in_a_batch_rolls_back_the_whole_group(prepared_db: str) -> None:
