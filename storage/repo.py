@@ -7,23 +7,20 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
-    Boolean,
     Table,
     bindparam,
     delete,
-    exists,
     func,
     insert,
-    literal_column,
     select,
     text,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -59,6 +56,7 @@ from storage.models import (
     SummaryRow,
     TeamRow,
     UpdateRow,
+    UTCDateTime,
 )
 from storage.rows import stored_update, summary_items
 from storage.web import WebRepo
@@ -121,15 +119,12 @@ class _Raw:
                 self.process.append((name, proc))
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        cursor = self.cursor(conn) if self.reuse else conn.connection.cursor()
-        cursor.execute(self.sql, self._bound(params))
-        return cursor
-
-    def _bound(self, params: Mapping[str, Any]) -> Any:
         values = dict(params)
         for name, proc in self.process:
             values[name] = proc(values[name])
-        return [values[k] for k in self.order] if self.order is not None else values
+        cursor = self.cursor(conn) if self.reuse else conn.connection.cursor()
+        cursor.execute(self.sql, [values[k] for k in self.order] if self.order is not None else values)
+        return cursor
 
     @staticmethod
     def cursor(conn: Connection) -> Any:
@@ -145,7 +140,7 @@ class _Batch:
     """The answers `add_update` took to be new in a `Store.together(batch=True)` transaction (PostgreSQL),
     sent together, in one statement, by `send`."""
 
-    def __init__(self, stmt: _ManyAnswers) -> None:
+    def __init__(self, stmt: _NewAnswers) -> None:
         self.stmt = stmt
         self.answers: list[tuple[dict[str, Any], StoredUpdate]] = []  # (its parameters, the answer returned)
         self.missed = False  # one was not new (or sending failed): the transaction must not commit
@@ -163,8 +158,8 @@ class _Batch:
             return
         answers, self.answers = self.answers, []
         self.missed = True  # until every answer is known stored (a database error included)
-        ids = self.stmt.run(conn, [params for params, _ in answers])
-        if ids is None:  # a redelivery, or a message stored before
+        marked, ids = self.stmt.run(conn, [params for params, _ in answers])
+        if marked != len(answers) or len(ids) != len(answers):  # a redelivery, or a message stored before
             raise BatchMiss(f"of {len(answers)} answers taken to be new, an event was marked or a message stored "
                             "before")
         for params, answer in answers:
@@ -172,29 +167,32 @@ class _Batch:
         self.missed = False
 
 
-class _ManyAnswers:
-    """PostgreSQL: a group's answers stored in one statement, each taken to be new (`Store.together(batch=True)`)
-    — `_answer_at_once` for many, their values in one JSON parameter. One statement, not one each in a
-    pipeline: psycopg sends, waits for and reads each statement of a pipeline on its own; and JSON, not
-    arrays: psycopg dumps an array element by element in Python, `json.dumps` at once (16 answers and the
-    commit cost the group thread 0.9 ms of CPU in a pipeline, 0.6 ms in one statement; issue 13)."""
+class _NewAnswers:
+    """PostgreSQL: answers stored in one statement (data-modifying CTEs), their values in one JSON parameter:
+    each one's event marked, the answer added if its event was not marked before and its message not stored
+    before, with its first revision, and the member's skip taken back where asked. One answer on the DM ack
+    path (`add_update`), a group's in a batch (`_Batch`): one round trip either way. JSON, not a parameter
+    per column: psycopg dumps a list element by element in Python, `json.dumps` at once; and one statement
+    for a group, not one each in a pipeline, which psycopg sends, waits for and reads on its own (16 answers
+    and the commit cost the group thread 0.9 ms of CPU in a pipeline, 0.6 ms in one statement; issue 13)."""
 
     SQL = """
 WITH input AS (
     SELECT * FROM json_to_recordset(%(answers)s::json)
-        AS i(event_id varchar, cycle_id integer, section_key varchar, member_key varchar, message_id varchar,
-             text text, late boolean, changed_ts double precision, at timestamptz, unskip boolean)
+        AS i(platform varchar, event_id varchar, cycle_id integer, section_key varchar, member_key varchar,
+             message_id varchar, text text, late boolean, changed_ts double precision, at timestamptz,
+             unskip boolean)
 ), marked AS (
     INSERT INTO processed_events (platform, event_id, at)
-    SELECT %(platform)s, event_id, at FROM input
+    SELECT platform, event_id, at FROM input
     ON CONFLICT (platform, event_id) DO NOTHING
-    RETURNING event_id
+    RETURNING platform, event_id
 ), added AS (
     INSERT INTO updates (cycle_id, section_key, member_key, platform, message_id, text, deleted, late,
                          created_at, updated_at, changed_ts)
-    SELECT i.cycle_id, i.section_key, i.member_key, %(platform)s, i.message_id, i.text, false, i.late, i.at, i.at,
+    SELECT i.cycle_id, i.section_key, i.member_key, i.platform, i.message_id, i.text, false, i.late, i.at, i.at,
            i.changed_ts
-    FROM input i JOIN marked USING (event_id)
+    FROM input i JOIN marked USING (platform, event_id)
     ON CONFLICT (platform, message_id) DO NOTHING
     RETURNING id, message_id, text, created_at
 ), revised AS (
@@ -205,30 +203,23 @@ WITH input AS (
     WHERE a.message_id = i.message_id AND i.unskip AND skips.cycle_id = i.cycle_id
       AND skips.member_key = i.member_key
 )
-SELECT (SELECT count(*) FROM marked), message_id, id FROM added"""
-    COLUMNS = ("event_id", "cycle_id", "section_key", "member_key", "message_id", "text", "late", "changed_ts",
-               "unskip")
+SELECT (SELECT count(*) FROM marked), (SELECT json_object_agg(message_id, id) FROM added)"""
+    COLUMNS = ("platform", "event_id", "cycle_id", "section_key", "member_key", "message_id", "text", "late",
+               "changed_ts", "unskip")
 
-    def run(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
-        """Store each answer (`add_update`'s values, its event id and `unskip`) in one statement: each message's
-        new id, or None if one was not new (an event marked before, a message stored before: in the database
-        or twice among these), which the caller must roll back."""
-        platforms = {a["platform"] for a in many}
-        if len(platforms) != 1:
-            raise ValueError("a batch of answers is of one platform")
-        answers = [{**{c: a[c] for c in self.COLUMNS}, "at": _utc(a["at"]).isoformat()} for a in many]
+    def __init__(self, dialect: Any) -> None:
+        self._at = partial(UTCDateTime().process_bind_param, dialect=dialect)  # (an aware time, in UTC)
+
+    def run(self, conn: Connection, answers: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, int]]:
+        """Store each answer (`add_update`'s values, its event id and `unskip`): how many of their events were
+        marked (not marked before), and each added answer's id by its message (one not added: its event was
+        marked before, or its message stored before, in the database or earlier among these)."""
+        rows = [{**{c: a[c] for c in self.COLUMNS}, "at": cast(datetime, self._at(a["at"])).isoformat()}
+                for a in answers]
         cursor = _Raw.cursor(conn)
-        cursor.execute(self.SQL, {"answers": json.dumps(answers, ensure_ascii=False), "platform": platforms.pop()})
-        rows = cursor.fetchall()
-        if len(rows) != len(many) or rows[0][0] != len(many):
-            return None
-        return {message_id: int(new_id) for _, message_id, new_id in rows}
-
-
-def _utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError("naive datetime given to the database")  # as UTCDateTime refuses one
-    return at.astimezone(UTC)
+        cursor.execute(self.SQL, {"answers": json.dumps(rows, ensure_ascii=False)})
+        marked, added = cursor.fetchone()
+        return int(marked), {message_id: int(new_id) for message_id, new_id in (added or {}).items()}
 
 
 # an answer's columns, each a bind parameter of its own name in the DM ack path's statements
@@ -260,29 +251,7 @@ class _HotStatements:
             text=bindparam("text"), at=bindparam("at", type_=_REVISIONS.c.at.type)), dialect)
         self.unskip = _Raw(delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
                                                 _SKIPS.c.member_key == bindparam("member_key")), dialect)
-        self.at_once = _Raw(_answer_at_once(), dialect) if dialect.name == "postgresql" else None
-        self.many = _ManyAnswers() if dialect.name == "postgresql" else None
-
-
-def _answer_at_once() -> Any:
-    """PostgreSQL: mark the event, add the answer, its first revision and take back a skip, in one
-    statement (data-modifying CTEs) — one round trip instead of four. Gives (marked, the new answer's id):
-    marked false for a redelivery (nothing added), the id NULL for a message stored before."""
-    marked = _mark_event(pg_insert).cte("marked")
-    values = [sql_cast(bindparam("at" if c.endswith("_at") else c, type_=_UPDATES.c[c].type), _UPDATES.c[c].type)
-              for c in _ANSWER_COLUMNS]
-    added = (pg_insert(_UPDATES).from_select(list(_ANSWER_COLUMNS), select(*values).where(exists(select(marked.c.id))))
-             .on_conflict_do_nothing(index_elements=["platform", "message_id"]).returning(_UPDATES.c.id).cte("added"))
-    revised = insert(_REVISIONS).from_select(
-        ["update_id", "number", "action", "text", "at"],
-        select(added.c.id, literal_column("1"), literal_column("'create'"),
-               sql_cast(bindparam("text", type_=_REVISIONS.c.text.type), _REVISIONS.c.text.type),
-               sql_cast(bindparam("at", type_=_REVISIONS.c.at.type), _REVISIONS.c.at.type))).cte("revised")
-    unskipped = delete(_SKIPS).where(_SKIPS.c.cycle_id == bindparam("cycle_id"),
-                                     _SKIPS.c.member_key == bindparam("member_key"),
-                                     bindparam("unskip", type_=Boolean), exists(select(added.c.id))).cte("unskipped")
-    return select(exists(select(marked.c.id)).label("marked"),
-                  select(added.c.id).scalar_subquery().label("id")).add_cte(revised, unskipped)
+        self.new = _NewAnswers(dialect) if dialect.name == "postgresql" else None  # the four above in one
 
 
 class Store(WebRepo):
@@ -330,7 +299,7 @@ class Store(WebRepo):
             return
         with self.turns(), self._queued(), self.engine.begin() as conn:
             self._together.conn = conn
-            pending = self._together.batch = _Batch(self._q.many) if batch and self._q.many else None
+            pending = self._together.batch = _Batch(self._q.new) if batch and self._q.new else None
             try:
                 yield
                 if pending is not None:
@@ -556,21 +525,24 @@ class Store(WebRepo):
                       message_id=message_id, text=text, deleted=False, late=late, created_at=at, updated_at=at,
                       changed_ts=changed_ts)
         q = self._q
+        # PostgreSQL's one statement (`_NewAnswers`): the answer's values, its event and whether to unskip
+        answer = ({**values, "at": at, "event_id": event[1], "unskip": unskip}
+                  if q.new is not None and event is not None else None)
         batch: _Batch | None = getattr(self._together, "batch", None)
-        if batch is not None and event is not None and message_id is not None and section_key is not None:
+        if batch is not None and answer is not None and message_id is not None and section_key is not None:
             # in a batch (see `together`): taken to be new, stored with the others (its id set then); one
             # without a section is not, as its choice buttons need its id now
             update = StoredUpdate(id=0, cycle_id=cycle_id, section_key=section_key, member_key=member_key,
                                   platform=platform, message_id=message_id, text=text, deleted=False, late=late,
                                   created_at=at, updated_at=at)
-            batch.answers.append(({**values, "at": at, "event_id": event[1], "unskip": unskip}, update))
+            batch.answers.append((answer, update))
             return update, True
         with self._write() as conn:
-            if q.at_once is not None and event is not None and message_id is not None:  # PostgreSQL: one statement
-                marked, new_id = q.at_once.run(conn, {**values, "at": at, "event_id": event[1], "unskip": unskip}
-                                               ).fetchone()
+            if q.new is not None and answer is not None and message_id is not None:  # PostgreSQL: one statement
+                marked, ids = q.new.run(conn, [answer])
                 if not marked:
-                    raise AlreadyHandled(event[1])  # marked before: a redelivery
+                    raise AlreadyHandled(answer["event_id"])  # marked before: a redelivery
+                new_id = ids.get(message_id)
             else:
                 if event is not None and q.mark.run(
                         conn, {"platform": event[0], "event_id": event[1], "at": at}).fetchone() is None:
