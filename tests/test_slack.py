@@ -1049,6 +1049,7 @@ def test_a_redelivery_inside_a_burst_is_ignored_and_the_rest_is_stored_once(
     assert slack.post(earlier, "application/json")[0] == 200
     texts = [f"第{n}项：备付金对账{n}笔。" for n in range(1, 13)]
     assert _burst(slack, texts, hold_db_s=0.4, also={6: earlier}) == [200] * 13
+    slack.fake.wait_for("chat.postMessage", count=13)  # the earlier one's and the burst's confirmations
     settle()
     assert sorted(u.text for u in slack.updates()) == sorted(["第0项：早先的一条。", *texts])
     assert sorted(slack.texts("U0ZHANG001")) == sorted(recorded("清分对账", x) for x in ["第0项：早先的一条。", *texts])
